@@ -1,0 +1,57 @@
+# Attention pose: 2D HRNet+CAM detector and 3D spatial-temporal lifter.  `make help` lists targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV       ?= .venv
+PY         ?= $(VENV)/bin/python
+# torch is installed before the package and kept when already present. The default is the CPU
+# wheel; on a CUDA box pick a build, e.g. TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu126
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+GPUS       ?= 0
+PRECISION  ?= 32
+FRAMES     ?= 243
+DATA       ?= synthetic
+ARGS       ?=
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help install test test-all test-slow lint format clean
+
+help: ## List the targets and the variables they take
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: PY GPUS PRECISION FRAMES DATA KEYPOINTS BACKBONE CKPT BOXES SWEEP ARGS TORCH_SPEC"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@if $(PY) -c "import torch" 2>/dev/null; then \
+		echo "keeping installed torch $$($(PY) -c 'import torch; print(torch.__version__)')"; \
+	else \
+		$(PY) -m pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+	fi
+	$(PY) -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv (if missing), install torch first, then this package with dev tools
+
+test: install ## Fast test suite (no slow, no GPU tests)
+	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: install ## Only the slow tests (multi-process DDP, resume, end-to-end)
+	$(PY) -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
+
+test-all: install ## Every test that can run on this machine (slow included; gpu only with CUDA)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff check + ruff format --check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install ## Apply ruff formatting and safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean: ## Remove caches and build leftovers (keeps .venv, data/ and runs/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -not -path "./.venv/*" -prune -exec rm -rf {} +

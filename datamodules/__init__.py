@@ -1,0 +1,1 @@
+"""Datasets, LightningDataModules and the joint layouts (skeleton.py)."""

@@ -1,0 +1,1 @@
+"""Top-down 2D pose detection: HRNet with channel attention (CAM)."""

@@ -1,0 +1,1 @@
+"""2D→3D lifting: spatial-temporal transformer with SAM/TAM."""
