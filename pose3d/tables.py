@@ -34,7 +34,7 @@ def format_h36m_table(
     per_action: Mapping[str, Mapping[str, float]],
     average: Mapping[str, float] | None = None,
     rows: tuple[str, ...] = ("P1", "P2", "MPJVE"),
-    label: str = "Ours",
+    label: str = "Metric",
 ) -> str:
     """Table II layout: one column per action (paper order) plus ``Avg``; rows P1, P2, MPJVE.
 
