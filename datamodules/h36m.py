@@ -1,0 +1,317 @@
+"""Human3.6M in the VideoPose3D file format: prepare step, cache, LightningDataModule.
+
+Expected files (``root`` = ``data/h36m`` by default)::
+
+    data_3d_h36m.npz               positions_3d: subject -> action -> (F, 32, 3) world metres
+    data_2d_h36m_<source>.npz      positions_2d: subject -> action -> 4 × (F', 17, 2) pixels,
+                                   metadata (num_joints, keypoints_symmetry[, layout_name]),
+                                   optionally confidences: subject -> action -> 4 × (F', 17)
+
+Both hold pickled dicts, so they are only read by ``prepare`` (``allow_pickle=True`` lives in
+this one function), which writes ``<root>/cache/<source>/`` (see ``sequence_cache``)::
+
+    python -m datamodules.h36m prepare --root data/h36m --keypoints cpn_ft_h36m_dbb
+
+Per (subject, action, camera): 32 → 17 joints (``H36M32_KEPT``), world → camera, root-relative
+with the root zeroed; 2D truncated to the mocap length (shorter is an error) and normalised with
+the camera's resolution. S11 "Directions" is skipped (corrupt video, as in VideoPose3D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
+from datamodules.lifting_datamodule import LiftingDataModule
+from datamodules.sequence_cache import Sequence as CacheSequence
+from datamodules.sequence_cache import cache_exists, read_cache, root_relative, write_cache
+from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS, coco_to_h36m, h36m_action_name
+from datamodules.windows import PoseWindowDataset, build_samples
+
+FILE_3D = "data_3d_h36m.npz"
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+SKIPPED = (("S11", "Directions"),)  # corrupt video; VideoPose3D drops all 4 cameras
+REAL_DEFAULT_SOURCE = "cpn_ft_h36m_dbb"
+SYNTHETIC_DEFAULT_SOURCE = "synthetic_det"
+
+
+def file_2d(source: str) -> str:
+    return f"data_2d_h36m_{source}.npz"
+
+
+def cache_folder(root: str | Path, source: str) -> Path:
+    return Path(root) / "cache" / source
+
+
+def missing_dataset_message(root: str | Path, source: str) -> str:
+    root = Path(root)
+    return (
+        f"Human3.6M data not found in {root.resolve()}/.\n"
+        f"Expected the VideoPose3D files {root / FILE_3D} and {root / file_2d(source)}, then a "
+        f"prepared cache {cache_folder(root, source)}/.\n"
+        "To obtain them: build data_3d_h36m.npz from the official Human3.6M D3_Positions with "
+        "VideoPose3D's data/prepare_data_h36m.py, and download the 2D detections "
+        f"(e.g. data_2d_h36m_{REAL_DEFAULT_SOURCE}.npz) as described in VideoPose3D's "
+        "DATASETS.md. Then run\n"
+        f"  python -m datamodules.h36m prepare --root {root} --keypoints {source}\n"
+        "  (or make prepare-3d DATA=h36m KEYPOINTS=<source>).\n"
+        "To try the pipeline without the dataset use the synthetic set: make prepare-3d "
+        "DATA=synthetic, or --data.synthetic=true."
+    )
+
+
+def _load_pickled(path: Path, key: str, required: bool = True) -> dict | None:
+    """The one place a public pickled npz is opened (prepare step only)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path}")
+    try:
+        with np.load(path, allow_pickle=True) as f:
+            if key not in f.files:
+                if required:
+                    raise KeyError(f"{path} has no key {key!r} (keys: {f.files})")
+                return None
+            return f[key].item()
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"cannot read {path} (corrupt or not a VideoPose3D npz): {err}") from err
+
+
+def _to_h36m_layout(kp: np.ndarray, layout: str, path: Path) -> np.ndarray:
+    if layout == "coco":
+        return coco_to_h36m(kp)
+    if kp.shape[-2] != H36M.num_joints:
+        raise ValueError(
+            f"{path}: 2D keypoints have {kp.shape[-2]} joints (layout {layout!r}); "
+            "expected the 17-joint Human3.6M layout or 'coco'"
+        )
+    return kp
+
+
+def prepare_h36m(
+    root: str | Path,
+    keypoints: str = REAL_DEFAULT_SOURCE,
+    skip: Sequence[tuple[str, str]] = SKIPPED,
+) -> Path:
+    """Read the VideoPose3D npz files once and write the pickle-free cache; returns its folder."""
+    root = Path(root)
+    p3d, p2d = root / FILE_3D, root / file_2d(keypoints)
+    missing = [str(p) for p in (p3d, p2d) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root, keypoints)
+        )
+    positions_3d = _load_pickled(p3d, "positions_3d")
+    positions_2d = _load_pickled(p2d, "positions_2d")
+    metadata = _load_pickled(p2d, "metadata", required=False) or {}
+    confidences = _load_pickled(p2d, "confidences", required=False)
+    layout = metadata.get("layout_name", "h36m")
+
+    items: list[tuple[str, str, int]] = []  # (subject, action, camera index)
+    for subject in sorted(positions_3d, key=lambda s: int(s.lstrip("S"))):
+        for action in sorted(positions_3d[subject]):
+            if (subject, action) in skip:
+                continue
+            if h36m_action_name(action) not in H36M_ACTIONS:
+                raise ValueError(
+                    f"{p3d}: unknown action {action!r} of {subject}; known: {H36M_ACTIONS}"
+                )
+            if subject not in positions_2d or action not in positions_2d[subject]:
+                raise KeyError(f"{p2d} has no 2D keypoints for {subject} / {action!r}")
+            cams = positions_2d[subject][action]
+            if len(cams) != 4:
+                raise ValueError(
+                    f"{p2d}: {subject} / {action!r} has {len(cams)} cameras, expected 4"
+                )
+            n3d = len(positions_3d[subject][action])
+            for c in range(4):
+                if len(cams[c]) < n3d:
+                    raise ValueError(
+                        f"{p2d}: {subject} / {action!r} camera {c} has {len(cams[c])} 2D frames "
+                        f"but the mocap in {p3d} has {n3d}; 2D must cover every mocap frame"
+                    )
+                items.append((subject, action, c))
+    lengths = [len(positions_3d[s][a]) for s, a, _ in items]
+
+    def sequences() -> Iterator[CacheSequence]:
+        for subject, action, c in items:
+            cam = h36m_camera(subject, c)
+            world = np.asarray(positions_3d[subject][action], dtype=np.float64)
+            if world.ndim != 3 or world.shape[1:] != (32, 3):
+                raise ValueError(
+                    f"{p3d}: {subject} / {action!r} has shape {world.shape}, expected (F, 32, 3)"
+                )
+            n = len(world)
+            cam3d = world_to_camera(world[:, list(H36M32_KEPT)], cam.orientation, cam.translation)
+            kp = np.asarray(positions_2d[subject][action][c], dtype=np.float64)[:n]
+            kp = _to_h36m_layout(kp, layout, p2d)
+            conf = None
+            if confidences is not None:
+                conf = np.asarray(confidences[subject][action][c], dtype=np.float32)[:n]
+            yield CacheSequence(
+                pos2d=normalize_screen_coordinates(kp, cam.res_w, cam.res_h).astype(np.float32),
+                pos3d=root_relative(cam3d, H36M.root).astype(np.float32),
+                conf=conf,
+                record={
+                    "subject": subject,
+                    "action": action,
+                    "group": h36m_action_name(action),
+                    "camera": cam.id,
+                    "res_w": cam.res_w,
+                    "res_h": cam.res_h,
+                    "fps": 50,
+                },
+            )
+
+    meta = {
+        "dataset": "h36m",
+        "source": keypoints,
+        "skeleton": H36M.name,
+        "files": [p3d.name, p2d.name],
+        "layout_2d": layout,
+    }
+    return write_cache(
+        cache_folder(root, keypoints),
+        sequences,
+        lengths,
+        meta,
+        H36M.num_joints,
+        with_conf=confidences is not None,
+    )
+
+
+class H36MDataModule(LiftingDataModule):
+    """Human3.6M (or the synthetic stand-in) as windows of ``frames`` 2D poses → 3D poses.
+
+    ``keypoints`` names the 2D source file ``data_2d_h36m_<keypoints>.npz`` (default
+    ``cpn_ft_h36m_dbb``; ``synthetic_det`` with ``synthetic=True``). ``root`` defaults to
+    ``data/h36m`` (``data/synthetic_h36m`` with ``synthetic=True``). With ``synthetic=True`` the
+    files are generated into ``root`` on first use and the cache is prepared; for real data the
+    cache must be prepared explicitly (``python -m datamodules.h36m prepare``) unless
+    ``auto_prepare=True``. Validation and test both use ``test_subjects``, one window per frame.
+    """
+
+    skeleton = H36M
+    group_names = list(H36M_ACTIONS)
+
+    def __init__(
+        self,
+        root: str | None = None,
+        keypoints: str | None = None,
+        frames: int = 81,
+        batch_size: int = 1024,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        train_subjects: tuple[str, ...] = TRAIN_SUBJECTS,
+        test_subjects: tuple[str, ...] = TEST_SUBJECTS,
+        downsample: int = 1,
+        stride: int = 1,
+        flip_augment: bool = True,
+        flip_prob: float = 0.5,
+        synthetic: bool = False,
+        synthetic_frames: int = 160,
+        synthetic_seed: int = 0,
+        auto_prepare: bool = False,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(frames, batch_size, eval_batch_size, num_workers, pin_memory)
+        self.synthetic = synthetic
+        default_root = "data/synthetic_h36m" if synthetic else "data/h36m"
+        self.root = Path(root or default_root)
+        default_source = SYNTHETIC_DEFAULT_SOURCE if synthetic else REAL_DEFAULT_SOURCE
+        self.keypoints = keypoints or default_source
+        self.train_subjects, self.test_subjects = tuple(train_subjects), tuple(test_subjects)
+        self.downsample, self.stride = downsample, stride
+        self.flip_prob = flip_prob if flip_augment else 0.0
+        self.synthetic_frames, self.synthetic_seed = synthetic_frames, synthetic_seed
+        self.auto_prepare = auto_prepare
+
+    @property
+    def cache_folder(self) -> Path:
+        return cache_folder(self.root, self.keypoints)
+
+    def _raw_present(self) -> bool:
+        return (self.root / FILE_3D).is_file() and (self.root / file_2d(self.keypoints)).is_file()
+
+    def prepare_data(self) -> None:
+        """Rank 0 only: generate the synthetic files and/or build the cache when allowed."""
+        if self.synthetic and not self._raw_present():
+            from datamodules.synthetic_h36m import generate_synthetic_h36m
+
+            generate_synthetic_h36m(
+                self.root, seed=self.synthetic_seed, frames=self.synthetic_frames
+            )
+        if not cache_exists(self.cache_folder) and (self.synthetic or self.auto_prepare):
+            if self._raw_present():
+                prepare_h36m(self.root, self.keypoints)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not cache_exists(self.cache_folder):
+            if self._raw_present():
+                raise FileNotFoundError(
+                    f"found the raw files in {self.root} but no prepared cache "
+                    f"{self.cache_folder}/. Run once:\n  python -m datamodules.h36m prepare "
+                    f"--root {self.root} --keypoints {self.keypoints}\n"
+                    "(or pass --data.auto_prepare=true)"
+                )
+            raise FileNotFoundError(missing_dataset_message(self.root, self.keypoints))
+        cache = read_cache(self.cache_folder, mmap=True)
+        if cache.meta.get("skeleton") != H36M.name:
+            raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")
+        subjects = np.array([r["subject"] for r in cache.sequences])
+        group = np.array([self.group_names.index(r["group"]) for r in cache.sequences])
+        for name in (*self.train_subjects, *self.test_subjects):
+            if name not in subjects:
+                raise ValueError(
+                    f"subject {name} is not in {self.cache_folder} "
+                    f"(has {sorted(set(subjects.tolist()))})"
+                )
+
+        def dataset(names: tuple[str, ...], train: bool) -> PoseWindowDataset:
+            seqs = np.flatnonzero(np.isin(subjects, names))
+            seq, frame = build_samples(
+                cache.lengths, seqs, self.stride if train else 1, self.downsample
+            )
+            return PoseWindowDataset(
+                self.cache_folder,
+                seq,
+                frame,
+                group,
+                self.frames,
+                self.skeleton,
+                self.downsample,
+                self.flip_prob if train else 0.0,
+                cache=cache,
+            )
+
+        if stage in (None, "fit"):
+            self.train_set = dataset(self.train_subjects, train=True)
+        self.test_set = dataset(self.test_subjects, train=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m datamodules.h36m",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="convert the VideoPose3D npz files into the cache")
+    prep.add_argument("--root", default="data/h36m")
+    prep.add_argument("--keypoints", default=REAL_DEFAULT_SOURCE)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    folder = prepare_h36m(args.root, args.keypoints)
+    cache = read_cache(folder)
+    print(
+        f"wrote {folder}: {cache.num_sequences} sequences, {len(cache.pos2d)} frames "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

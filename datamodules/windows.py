@@ -1,0 +1,158 @@
+"""Temporal windows over concatenated sequences, gathered a whole batch at a time.
+
+A sample is a pair (sequence, centre frame). Its window is ``frames`` (odd) consecutive frames
+centred on it; frames past either end of the sequence repeat the first / last frame (edge
+padding, as VideoPose3D's ``np.pad(..., "edge")``). Window rows are computed for a whole batch
+with one ``np.clip`` and gathered with one fancy index, so there is no per-sample Python work.
+
+``downsample = d`` views each 50 fps sequence as frames ``0, d, 2d, ...``: centres and window
+taps both live on that grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from datamodules.sequence_cache import SequenceCache, read_cache
+from datamodules.skeleton import Skeleton, flip_pose
+
+
+def build_samples(
+    lengths: np.ndarray,
+    seqs: np.ndarray | None = None,
+    stride: int = 1,
+    downsample: int = 1,
+    valid: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of all windows: ``(seq (M,), frame (M,))`` int64, sequence by sequence.
+
+    ``seqs`` selects sequences (default all); every ``stride``-th frame of the downsampled grid is
+    a centre. With ``valid (N,)`` (and ``offsets``) only valid frames become centres.
+    """
+    if stride < 1 or downsample < 1:
+        raise ValueError(f"stride and downsample must be >= 1, got {stride}, {downsample}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    seqs = np.arange(len(lengths)) if seqs is None else np.asarray(seqs, dtype=np.int64)
+    grid = (lengths[seqs] - 1) // downsample + 1  # frames on the downsampled grid
+    counts = (grid - 1) // stride + 1
+    seq = np.repeat(seqs, counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    frame = (np.arange(len(seq)) - starts) * stride * downsample
+    if valid is not None:
+        assert offsets is not None, "valid needs offsets"
+        keep = np.asarray(valid[np.asarray(offsets)[seq] + frame], dtype=bool)
+        seq, frame = seq[keep], frame[keep]
+    return seq.astype(np.int64), frame.astype(np.int64)
+
+
+def window_rows(
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    seq: np.ndarray,
+    frame: np.ndarray,
+    frames: int,
+    downsample: int = 1,
+) -> np.ndarray:
+    """Global rows ``(B, frames)`` of the windows centred on ``frame`` in sequences ``seq``."""
+    if frames < 1 or frames % 2 == 0:
+        raise ValueError(f"frames must be odd (a window centred on its frame), got {frames}")
+    pad = frames // 2
+    taps = np.arange(-pad, pad + 1, dtype=np.int64) * downsample
+    last = (lengths[seq] - 1) // downsample * downsample  # last frame on the grid
+    f = np.clip(frame[:, None] + taps, 0, last[:, None])
+    return offsets[seq][:, None] + f
+
+
+def collate_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The dataset already returns whole batches (``__getitems__``); nothing to stack."""
+    return batch
+
+
+class PoseWindowDataset(Dataset):
+    """Windows of a :class:`SequenceCache`; ``dataset[list_of_ids]`` returns one batch dict.
+
+    Batch (docs/CONTRACTS.md): ``input_2d (B, T, J, 2)``, ``target_3d (B, T, J, 3)`` float32 and
+    ``action``, ``seq``, ``frame``, ``index`` int64 ``(B,)``. Use with
+    ``DataLoader(..., batch_size=B, collate_fn=collate_batched)``.
+
+    With ``flip_prob > 0`` each window is mirrored with that probability (x → −x for the
+    normalised 2D and the camera-space 3D, left/right joints swapped). The lifter sees no
+    intrinsics, so the camera needs no flipping. The random draw uses torch's generator, which
+    the DataLoader seeds per worker.
+
+    The cache is opened lazily and dropped when pickled, so worker processes memory-map the
+    files themselves instead of receiving a copy of the arrays.
+    """
+
+    def __init__(
+        self,
+        cache_folder: str | Path,
+        seq: np.ndarray,
+        frame: np.ndarray,
+        group: np.ndarray,
+        frames: int,
+        skeleton: Skeleton,
+        downsample: int = 1,
+        flip_prob: float = 0.0,
+        cache: SequenceCache | None = None,
+    ) -> None:
+        self.cache_folder = Path(cache_folder)
+        self.seq, self.frame = np.asarray(seq, np.int64), np.asarray(frame, np.int64)
+        self.group = np.asarray(group, np.int64)  # (S,) group id of every cache sequence
+        self.frames, self.skeleton = frames, skeleton
+        self.downsample, self.flip_prob = downsample, flip_prob
+        self._cache = cache
+        window_rows(
+            np.zeros(1, np.int64),
+            np.ones(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            frames,
+        )  # validates `frames` early
+
+    @property
+    def cache(self) -> SequenceCache:
+        if self._cache is None:
+            self._cache = read_cache(self.cache_folder, mmap=True)
+        return self._cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+    def __getitems__(self, ids: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        ids = np.asarray(ids, dtype=np.int64)
+        cache = self.cache
+        seq, frame = self.seq[ids], self.frame[ids]
+        rows = window_rows(cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
+        flat = rows.reshape(-1)
+        # Sorted unique rows read the memory map sequentially; the inverse restores the windows.
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        x2d = np.asarray(cache.pos2d[uniq])[inverse].reshape(*rows.shape, -1, 2)
+        x3d = np.asarray(cache.pos3d[uniq])[inverse].reshape(*rows.shape, -1, 3)
+        if self.flip_prob > 0:
+            flip = (torch.rand(len(ids)) < self.flip_prob).numpy()
+            if flip.any():
+                x2d[flip] = flip_pose(x2d[flip], self.skeleton)
+                x3d[flip] = flip_pose(x3d[flip], self.skeleton)
+        return {
+            "input_2d": torch.from_numpy(np.ascontiguousarray(x2d, dtype=np.float32)),
+            "target_3d": torch.from_numpy(np.ascontiguousarray(x3d, dtype=np.float32)),
+            "action": torch.from_numpy(self.group[seq]),
+            "seq": torch.from_numpy(seq),
+            "frame": torch.from_numpy(frame),
+            "index": torch.from_numpy(ids),
+        }
