@@ -117,7 +117,7 @@ def evaluate_keypoints(
             f"{sorted(unknown)[:5]}; is ann_file the right split?"
         )
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(results)
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])  # loadRes adds keys in place
         if backend == "faster_coco_eval":
             from faster_coco_eval import COCOeval_faster
 
