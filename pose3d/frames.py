@@ -1,0 +1,94 @@
+"""Frame readers for inference: a video file, a folder of images, or one image.
+
+Every reader yields ``(index, name, image)`` with ``image`` ``(H, W, 3)`` RGB uint8 and can be
+iterated more than once (the pipeline reads twice: once to infer, once to draw), so long videos
+are never held in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """One image file → ``(H, W, 3)`` RGB uint8; a clear error for missing or corrupt files."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class ImageFrames:
+    """Images sorted by file name (one image is a one-frame sequence)."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[Path], fps: float = 25.0) -> None:
+        if not paths:
+            raise FileNotFoundError("no images to read")
+        self.paths = paths
+        self.fps = fps
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
+        for i, p in enumerate(self.paths):
+            yield i, p.name, read_image(p)
+
+
+class VideoFrames:
+    """A video decoded with OpenCV; ``fps`` from the container (25 when it does not say)."""
+
+    kind = "video"
+
+    def __init__(self, path: Path) -> None:
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise ValueError(f"cannot open video {path} (missing codec or corrupt file)")
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        self._count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        self.path = path
+
+    def __len__(self) -> int:
+        return self._count  # container estimate; iteration yields the true frames
+
+    def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
+        cap = cv2.VideoCapture(str(self.path))
+        i = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield i, "", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                i += 1
+        finally:
+            cap.release()
+        if i == 0:
+            raise ValueError(f"video {self.path} has no decodable frames")
+
+
+def open_frames(path: str | Path, fps: float = 25.0) -> ImageFrames | VideoFrames:
+    """Pick the reader from the path: a folder of images, an image file or a video file."""
+    path = Path(path)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
+        return ImageFrames(images, fps)
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path} (a video, an image or an image folder)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFrames([path], fps)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoFrames(path)
+    raise ValueError(f"{path}: unknown input type {path.suffix!r}")

@@ -1,0 +1,289 @@
+"""Image or video → per-frame 2D keypoints (HRNet, top-down) → 3D pose (lifter) → files + pictures.
+
+    python -m pose3d.infer --input clip.mp4 --detector 2d.ckpt --lifter 3d.ckpt --out out/ \
+        [--boxes full|coco_json:PATH|detector:MODULE:FUNCTION] [--device cpu|cuda] [--compile]
+
+Steps: person boxes per frame → main person (IoU tracking, ``pose2d.tracking``) → batched
+top-down 2D (COCO-17 + scores) → missing frames interpolated (or NaN) → COCO → H36M-17 →
+screen-normalised with the frame size → one edge-padded T-frame window per frame → lifter
+(centre frame) → ``results.npz`` / ``results.json`` and pictures (2D on the frame | 3D).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from datamodules.cameras import normalize_screen_coordinates
+from datamodules.skeleton import COCO, H36M, coco_to_h36m
+from pose2d.boxes import BoxSource, FullFrameBoxes, make_box_source
+from pose2d.topdown import TopDownEstimator, make_crops
+from pose2d.tracking import MainPersonTracker
+from pose3d.draw import SideBySide
+from pose3d.frames import open_frames
+from pose3d.missing import fill_missing
+from pose3d.outputs import PictureWriter, write_results
+from pose3d.windows_infer import lift_sequence
+
+
+@dataclass
+class PipelineResult:
+    keypoints_2d: np.ndarray  # (F, 17, 3) COCO-17 image px + score
+    keypoints_2d_h36m: np.ndarray  # (F, 17, 3) H36M-17 image px + score (the lifter's input)
+    pose_3d: np.ndarray  # (F, 17, 3) H36M-17 camera-space root-relative metres
+    missing: np.ndarray  # (F,) bool: nobody found in that frame
+    boxes: np.ndarray  # (F, 5) tracked box x, y, w, h, score (NaN when missing)
+    frame_size: np.ndarray  # (F, 2) width, height
+    timings: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "keypoints_2d": self.keypoints_2d,
+            "keypoints_2d_h36m": self.keypoints_2d_h36m,
+            "pose_3d": self.pose_3d,
+            "missing": self.missing,
+            "boxes": self.boxes,
+            "frame_size": self.frame_size,
+        }
+
+
+def lifter_frames(lifter: nn.Module, default: int | None = None) -> int:
+    """The lifter's receptive field T (attribute ``frames``), or ``default``."""
+    t = getattr(lifter, "frames", None) or getattr(lifter, "num_frames", None) or default
+    if not t:
+        raise ValueError("cannot tell the lifter's window length; pass --frames")
+    return int(t)
+
+
+def normalize_per_frame(xy: np.ndarray, frame_size: np.ndarray) -> np.ndarray:
+    """Pixels ``(F, J, 2)`` → normalised screen coordinates with each frame's own (w, h)."""
+    out = np.empty_like(xy, dtype=np.float32)
+    for w, h in np.unique(frame_size, axis=0):  # usually one size for the whole input
+        sel = (frame_size[:, 0] == w) & (frame_size[:, 1] == h)
+        out[sel] = normalize_screen_coordinates(xy[sel].astype(np.float32), float(w), float(h))
+    return out
+
+
+def estimate_2d(
+    frames,
+    estimator: TopDownEstimator,
+    box_source: BoxSource,
+    tracker: MainPersonTracker,
+    chunk: int = 32,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the frames: boxes → main person → crops, run in chunks of ``chunk`` crops.
+
+    Returns COCO keypoints ``(F, 17, 3)`` (NaN where missing), boxes ``(F, 5)``, sizes ``(F, 2)``.
+    """
+    kpts, boxes, sizes = [], [], []
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame, crop, (centre, scale))
+
+    def flush() -> None:
+        if not pending:
+            return
+        idx = [p[0] for p in pending]
+        x = np.stack([p[1] for p in pending])
+        cs = np.stack([p[2] for p in pending])
+        out = estimator.from_crops(x, cs[:, 0], cs[:, 1])
+        for f, k in zip(idx, out, strict=True):
+            kpts[f] = k
+        pending.clear()
+
+    nj = estimator.skeleton.num_joints
+    for f, name, image in frames:
+        h, w = image.shape[:2]
+        sizes.append((w, h))
+        cand = box_source(f, name, image)
+        k = tracker.update(cand)
+        kpts.append(np.full((nj, 3), np.nan, dtype=np.float32))
+        if k < 0:
+            boxes.append(np.full(5, np.nan, dtype=np.float32))
+            continue
+        box = np.asarray(cand, dtype=np.float32).reshape(-1, 5)[k]
+        boxes.append(box)
+        x, c, s = make_crops([image], box[None, :4], estimator.input_size, estimator.use_udp)
+        pending.append((f, x[0], np.stack([c[0], s[0]])))
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    if not sizes:
+        raise ValueError("the input has no frames")
+    return np.stack(kpts), np.stack(boxes), np.asarray(sizes, dtype=np.int64)
+
+
+def run_pipeline(
+    frames,
+    estimator: TopDownEstimator,
+    lifter: nn.Module,
+    frames_t: int,
+    box_source: BoxSource | None = None,
+    missing_mode: str = "interpolate",
+    lift_batch: int = 256,
+    flip_3d: bool = False,
+    device: str | torch.device = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+) -> PipelineResult:
+    """Everything but the files: 2D for every frame, then 3D for every frame."""
+    t0 = time.perf_counter()
+    kpts, boxes, sizes = estimate_2d(
+        frames, estimator, box_source or FullFrameBoxes(), MainPersonTracker()
+    )
+    t1 = time.perf_counter()
+    missing = ~np.isfinite(kpts).all(axis=(1, 2))
+    filled = fill_missing(kpts, missing, "interpolate")
+    h36m = coco_to_h36m(filled)
+    f = len(kpts)
+    if missing.all():  # nobody anywhere: nothing to lift
+        pose_3d = np.full((f, H36M.num_joints, 3), np.nan, dtype=np.float32)
+    else:
+        lifter = lifter.eval().to(device)
+        x = normalize_per_frame(h36m[..., :2], sizes)
+        pose_3d = lift_sequence(
+            lifter, x, frames_t, H36M, lift_batch, flip_3d, device, autocast_dtype
+        )
+    t2 = time.perf_counter()
+    if missing_mode == "nan":
+        filled = fill_missing(kpts, missing, "nan")
+        h36m = coco_to_h36m(filled)
+        pose_3d = fill_missing(pose_3d, missing, "nan")
+    elif missing_mode != "interpolate":
+        raise ValueError(f"unknown --missing {missing_mode!r}; use interpolate or nan")
+    timings = {"frames": f, "seconds_2d": t1 - t0, "seconds_3d": t2 - t1}
+    timings["fps_end_to_end"] = f / max(t2 - t0, 1e-9)
+    return PipelineResult(filled, h36m.astype(np.float32), pose_3d, missing, boxes, sizes, timings)
+
+
+def write_pictures(
+    frames, result: PipelineResult, out_dir: Path, video: str | None, fps: float, png_every: int
+) -> PictureWriter:
+    """Pass 2 over the frames: ``[frame + 2D skeleton | 3D skeleton]`` as PNGs and MP4/GIF."""
+    draw = SideBySide(H36M)
+    pics = PictureWriter(out_dir, video, fps, png_every)
+    for f, _, image in frames:
+        title = f"frame {f}" + (" (missing, interpolated)" if result.missing[f] else "")
+        kp = None if not np.isfinite(result.keypoints_2d[f]).all() else result.keypoints_2d[f]
+        pics.add(f, _side(draw, image, kp, result.pose_3d[f], title))
+    pics.close()
+    return pics
+
+
+def _side(draw: SideBySide, image, kp, pose, title):
+    return draw(image, kp, COCO, pose if np.isfinite(pose).all() else None, title)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m pose3d.infer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--input", required=True, help="video file, image folder or one image")
+    p.add_argument("--detector", required=True, help="2D checkpoint (pose2d .ckpt)")
+    p.add_argument("--lifter", required=True, help="3D checkpoint (pose3d .ckpt)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--boxes", default="full", help="full | coco_json:PATH | detector:MOD:FN")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile both networks")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("W", "H"),
+        help="detector crop size (default: from the checkpoint, else 192 256)",
+    )
+    p.add_argument("--frames", type=int, default=None, help="lifter T (default: from checkpoint)")
+    p.add_argument("--decode", default="standard", choices=("standard", "dark", "udp"))
+    p.add_argument("--no-flip-2d", action="store_true", help="no flip test in the detector")
+    p.add_argument("--flip-3d", action="store_true", help="flip test-time augmentation in 3D")
+    p.add_argument(
+        "--missing",
+        default="interpolate",
+        choices=("interpolate", "nan"),
+        help="frames with nobody: linear interpolation (default) or NaN",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="detector crops per forward")
+    p.add_argument(
+        "--precision",
+        default="32",
+        choices=("32", "bf16", "16"),
+        help="autocast dtype for both networks (bf16/16 only sensible on CUDA)",
+    )
+    p.add_argument(
+        "--video",
+        default="auto",
+        choices=("auto", "mp4", "gif", "none"),
+        help="animation for video input (auto: mp4)",
+    )
+    p.add_argument("--png-every", type=int, default=1, help="write every N-th picture (0: none)")
+    p.add_argument("--no-pictures", action="store_true", help="only npz/json")
+    p.add_argument("--fps", type=float, default=25.0, help="frame rate for image folders")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> PipelineResult:
+    a = parse_args(argv)
+    from pose2d.checkpoint import load_detector
+    from pose3d.checkpoint import load_lifter
+
+    frames = open_frames(a.input, a.fps)
+    detector = load_detector(a.detector)
+    lifter = load_lifter(a.lifter)
+    frames_t = lifter_frames(lifter, a.frames)
+    input_size = a.input_size or getattr(detector, "input_size", None) or (192, 256)
+    if a.compile:
+        detector, lifter = torch.compile(detector), torch.compile(lifter)
+    dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[a.precision]
+    est = TopDownEstimator(
+        detector, tuple(input_size), not a.no_flip_2d, a.decode, COCO, a.device, a.batch_size, dtype
+    )
+    result = run_pipeline(
+        frames, est, lifter, frames_t, make_box_source(a.boxes), a.missing, 256, a.flip_3d,
+        a.device, dtype,
+    )  # fmt: skip
+    out = Path(a.out)
+    missing_idx = np.flatnonzero(result.missing).tolist()
+    meta = {
+        "input": str(a.input),
+        "num_frames": int(len(result.missing)),
+        "num_missing": len(missing_idx),
+        "missing_frames": missing_idx,
+        "missing_mode": a.missing,
+        "fps": frames.fps,
+        "layout_2d": "coco (keypoints_2d), h36m (keypoints_2d_h36m); x, y pixels + score",
+        "layout_3d": "h36m, camera space, root-relative, metres",
+        "joint_names_coco": list(COCO.joint_names),
+        "joint_names_h36m": list(H36M.joint_names),
+        "lifter_frames": frames_t,
+        "boxes": a.boxes,
+        "timings": result.timings,
+    }
+    npz, js = write_results(out, "results", result.arrays, meta)
+    result.files.update(npz=npz, json=js)
+    print(
+        f"{meta['num_frames']} frames, {meta['num_missing']} missing {missing_idx[:20]}"
+        f"{'...' if len(missing_idx) > 20 else ''}; "
+        f"{result.timings['fps_end_to_end']:.1f} frames/s (2D+3D, {a.device}); wrote {npz}, {js}"
+    )
+    if not a.no_pictures:
+        video = None if a.video == "none" or frames.kind != "video" else a.video
+        video = "mp4" if video == "auto" else video
+        t = time.perf_counter()
+        pics = write_pictures(frames, result, out, video, frames.fps, a.png_every)
+        result.timings["seconds_pictures"] = time.perf_counter() - t
+        result.files.update(pngs=pics.pngs, video=pics.video_path)
+        shown = pics.pngs[0] if pics.pngs else None
+        print(f"pictures: {out / 'frames'} (e.g. {shown}); animation: {pics.video_path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
