@@ -1,0 +1,407 @@
+"""COCO 2017 person keypoints: top-down dataset and LightningDataModule.
+
+Expected layout (the official one; ``DATA=synthetic`` builds the same layout from drawings)::
+
+    root/annotations/person_keypoints_train2017.json
+    root/annotations/person_keypoints_val2017.json
+    root/train2017/*.jpg
+    root/val2017/*.jpg
+    root/person_detection_results/COCO_val2017_detections_AP_H_56_person.json   (optional)
+
+Samples follow the official ``_load_coco_keypoint_annotation_kernal``: non-crowd person
+instances with at least one labelled keypoint and a non-empty box after clipping to the image.
+Validation/test boxes come from the GT or from a person-detection file in COCO results format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.coco_transforms import AugmentConfig, crop_matrix, sample_augmentation, warp_sample
+from datamodules.image_io import CorruptImageError, read_image, verify_images
+from datamodules.skeleton import COCO
+from pose2d.heatmaps import encode_gaussian, heatmap_size_for, joints_to_heatmap_coords
+from pose2d.transforms import box_to_center_scale
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+DEFAULT_DETECTIONS = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
+
+
+def ann_path(root: str | Path, split: str) -> Path:
+    return Path(root) / "annotations" / f"person_keypoints_{split}2017.json"
+
+
+def image_dir(root: str | Path, split: str) -> Path:
+    return Path(root) / f"{split}2017"
+
+
+def check_layout(root: str | Path, split: str) -> None:
+    """Raise one clear error when the COCO files for ``split`` are missing."""
+    ann, imgs = ann_path(root, split), image_dir(root, split)
+    missing = [str(p) for p in (ann, imgs) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"COCO {split} data not found: missing {', '.join(missing)}. Expected under "
+            f"{Path(root).resolve()}: annotations/person_keypoints_{{train,val}}2017.json and "
+            "the image folders train2017/ and val2017/ (see docs/2d-data.md). To run without "
+            "COCO use the synthetic set: `make data-2d` and DATA=synthetic, or "
+            "--data.synthetic=true --data.root=data/synthetic_coco."
+        )
+
+
+def load_gt_records(coco_json: dict, skeleton=COCO) -> dict[str, np.ndarray]:
+    """Training-style records from a COCO keypoints dict (official sanitising), vectorised.
+
+    Returns arrays over N instances: ``image_id`` (N,), ``file_name`` (N,) object,
+    ``box`` (N, 4) clipped xywh, ``joints`` (N, J, 2), ``visible`` (N, J) in {0, 1},
+    ``box_score`` (N,) ones.
+    """
+    imgs = {im["id"]: im for im in coco_json["images"]}
+    person_ids = {c["id"] for c in coco_json.get("categories", []) if c.get("name") == "person"}
+    person_ids = person_ids or {1}
+    j = skeleton.num_joints
+    ids, names, boxes, kps = [], [], [], []
+    for a in coco_json["annotations"]:
+        if a.get("iscrowd", 0) or a.get("category_id", 1) not in person_ids:
+            continue
+        im = imgs.get(a["image_id"])
+        if im is None:
+            continue
+        k = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        if k.shape[0] != j or k.max() <= 0:  # official: max(keypoints) == 0 -> no keypoints
+            continue
+        x, y, w, h = a["bbox"]
+        x1, y1 = max(0.0, x), max(0.0, y)
+        x2 = min(im["width"] - 1.0, x1 + max(0.0, w - 1.0))
+        y2 = min(im["height"] - 1.0, y1 + max(0.0, h - 1.0))
+        if a.get("area", 0) <= 0 or x2 < x1 or y2 < y1:
+            continue
+        ids.append(a["image_id"])
+        names.append(im["file_name"])
+        boxes.append([x1, y1, x2 - x1, y2 - y1])
+        kps.append(k)
+    kp = np.asarray(kps, dtype=np.float64).reshape(-1, j, 3)
+    return {
+        "image_id": np.asarray(ids, dtype=np.int64),
+        "file_name": np.asarray(names, dtype=object),
+        "box": np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        "joints": kp[..., :2],
+        "visible": (kp[..., 2] > 0).astype(np.float32),  # v in {1, 2} -> 1 (official)
+        "box_score": np.ones(len(ids), dtype=np.float32),
+    }
+
+
+def load_detection_records(
+    det_file: str | Path, coco_json: dict, score_thresh: float = 0.0, num_joints: int = 17
+) -> dict[str, np.ndarray]:
+    """Person boxes from a COCO results file (``[{image_id, category_id, bbox, score}]``)."""
+    det_file = Path(det_file)
+    if not det_file.exists():
+        raise FileNotFoundError(
+            f"person detection file not found: {det_file}. Download "
+            "COCO_val2017_detections_AP_H_56_person.json (see docs/2d-data.md) or use "
+            "--data.val_boxes=gt"
+        )
+    try:
+        dets = json.loads(det_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"corrupt detection file {det_file}: {e}") from e
+    imgs = {im["id"]: im for im in coco_json["images"]}
+    dets = [
+        d for d in dets if d.get("category_id", 1) == 1 and d["score"] >= score_thresh
+    ]  # official: category 1 only, keep score >= image_thre
+    unknown = [d["image_id"] for d in dets if d["image_id"] not in imgs]
+    if unknown:
+        raise ValueError(
+            f"{det_file}: {len(unknown)} detections refer to images absent from the annotation "
+            f"file (e.g. image_id {unknown[0]}); is it the right split?"
+        )
+    n = len(dets)
+    return {
+        "image_id": np.asarray([d["image_id"] for d in dets], dtype=np.int64),
+        "file_name": np.asarray([imgs[d["image_id"]]["file_name"] for d in dets], dtype=object),
+        "box": np.asarray([d["bbox"] for d in dets], dtype=np.float64).reshape(-1, 4),
+        "joints": np.zeros((n, num_joints, 2)),
+        "visible": np.zeros((n, num_joints), dtype=np.float32),
+        "box_score": np.asarray([d["score"] for d in dets], dtype=np.float32),
+    }
+
+
+class CocoKeypoints(Dataset):
+    """Top-down COCO keypoint crops.
+
+    ``boxes``: ``"gt"`` or a detection results file. ``augment`` turns on the training
+    augmentation. Each item is a dict of tensors (see docs/CONTRACTS.md, 2D batch).
+    A sample whose image cannot be read is logged with its path and replaced by the next
+    readable one (its own ``index`` is returned, so evaluation de-duplication stays correct).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        input_size: tuple[int, int] = (192, 256),
+        augment: bool = False,
+        boxes: str = "gt",
+        det_score_thresh: float = 0.0,
+        sigma: float = 2.0,
+        use_udp: bool = False,
+        padding: float = 1.25,
+        aug: AugmentConfig | None = None,
+        max_bad_in_a_row: int = 50,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_layout(root, split)
+        self.root, self.split = Path(root), split
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = heatmap_size_for(self.input_size)
+        self.augment, self.sigma, self.use_udp = augment, float(sigma), use_udp
+        self.aug = aug or AugmentConfig()
+        self.aspect_ratio = self.input_size[0] / self.input_size[1]
+        self.max_bad_in_a_row = max_bad_in_a_row
+        self.skeleton = COCO
+        self.ann_file = ann_path(root, split)
+        try:
+            coco_json = json.loads(self.ann_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"corrupt annotation file {self.ann_file}: {e}") from e
+        if boxes == "gt":
+            rec = load_gt_records(coco_json)
+            self.box_source = "gt"
+        else:
+            rec = load_detection_records(boxes, coco_json, det_score_thresh)
+            self.box_source = Path(boxes).name
+        self.image_id = rec["image_id"]
+        self.file_name = rec["file_name"]
+        self.joints, self.visible, self.box_score = rec["joints"], rec["visible"], rec["box_score"]
+        self.center, self.scale = box_to_center_scale(rec["box"], self.aspect_ratio, padding)
+        self.bad_files: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.image_id)
+
+    def image_path(self, i: int) -> Path:
+        return image_dir(self.root, self.split) / self.file_name[i]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        for attempt in range(min(self.max_bad_in_a_row, len(self))):
+            i = (index + attempt) % len(self)
+            path = self.image_path(i)
+            try:
+                image = read_image(path)
+            except CorruptImageError as e:
+                if str(path) not in self.bad_files:
+                    self.bad_files.add(str(path))
+                    log.warning("skipping unreadable image (sample %d): %s", i, e)
+                continue
+            return self._make_sample(i, image)
+        raise RuntimeError(
+            f"{self.max_bad_in_a_row} unreadable images in a row from sample {index} "
+            f"(first: {self.image_path(index)}); run `python -m datamodules.coco verify "
+            f"--root {self.root}` to list bad files"
+        )
+
+    def _rng(self) -> np.random.Generator:
+        # Drawn from torch's RNG: distinct per DataLoader worker and epoch, reproducible with
+        # seed_everything (numpy's global state is copied identically into every worker).
+        return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+    def _make_sample(self, i: int, image: np.ndarray) -> dict[str, torch.Tensor]:
+        joints, vis = self.joints[i], self.visible[i]
+        center, scale = self.center[i], self.scale[i]
+        rot, flip = 0.0, False
+        if self.augment:
+            center, scale, rot, flip = sample_augmentation(
+                joints, vis, center, scale, self._rng(), self.aug, self.aspect_ratio
+            )
+        m = crop_matrix(center, scale, rot, flip, self.input_size, self.use_udp)
+        img, pts, vis = warp_sample(image, joints, vis, m, self.input_size, flip, self.skeleton)
+        hm_pts = joints_to_heatmap_coords(pts, self.input_size, self.heatmap_size, self.use_udp)
+        heatmap, weight = encode_gaussian(
+            hm_pts, vis, self.heatmap_size, self.sigma, unbiased=self.use_udp
+        )
+        return {
+            "image": torch.from_numpy(img),
+            "heatmap": torch.from_numpy(heatmap),
+            "target_weight": torch.from_numpy(weight),
+            "center": torch.tensor(self.center[i], dtype=torch.float32),
+            "scale": torch.tensor(self.scale[i], dtype=torch.float32),
+            "image_id": torch.tensor(int(self.image_id[i]), dtype=torch.int64),
+            "box_score": torch.tensor(float(self.box_score[i]), dtype=torch.float32),
+            "area": torch.tensor(float(np.prod(self.scale[i])), dtype=torch.float32),
+            "index": torch.tensor(i, dtype=torch.int64),
+        }
+
+    def verify(self) -> list[tuple[str, str]]:
+        """Decode every distinct image of this split; ``(path, reason)`` for the bad ones."""
+        names = sorted(set(self.file_name.tolist()))
+        return verify_images(image_dir(self.root, self.split) / n for n in names)
+
+
+def _worker_init(_: int) -> None:
+    cv2.setNumThreads(0)  # OpenCV's own thread pool fights the DataLoader workers
+
+
+class CocoKeypointsDataModule(pl.LightningDataModule):
+    """COCO 2017 person keypoints for top-down training (all arguments plain types for the CLI).
+
+    ``input_size`` is ``[w, h]`` (``[192, 256]`` or ``[288, 384]``); heatmaps are ``input / 4``.
+    ``val_boxes``: ``"gt"`` or a detection results file (absolute, or relative to ``root``).
+    ``synthetic=True`` generates the synthetic COCO-format set into ``root`` when missing.
+    ``center``/``scale`` in batches are the un-augmented crop in image px; ``area`` = scale_w ·
+    scale_h (the official value used by OKS-NMS).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/coco",
+        input_size: list[int] | tuple[int, int] = (192, 256),
+        batch_size: int = 32,
+        val_batch_size: int | None = None,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        val_boxes: str = "gt",
+        det_score_thresh: float = 0.0,
+        test_boxes: str | None = None,
+        synthetic: bool = False,
+        synthetic_num_train: int = 200,
+        synthetic_num_val: int = 50,
+        synthetic_seed: int = 0,
+        flip_prob: float = 0.5,
+        scale_factor: float = 0.35,
+        rot_factor: float = 45.0,
+        rot_prob: float = 0.6,
+        half_body_prob: float = 0.3,
+        half_body_min_joints: int = 8,
+        half_body_scale: float = 1.5,
+        sigma: float = 2.0,
+        use_udp: bool = False,
+        padding: float = 1.25,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = root
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.heatmap_size = heatmap_size_for(self.input_size)
+        self.skeleton = COCO
+        self.aug = AugmentConfig(
+            flip_prob, scale_factor, rot_factor, rot_prob, half_body_prob,
+            half_body_min_joints, half_body_scale,
+        )  # fmt: skip
+        self.train_set: CocoKeypoints | None = None
+        self.val_set: CocoKeypoints | None = None
+        self.test_set: CocoKeypoints | None = None
+
+    # -- paths ---------------------------------------------------------------------------------
+    def ann_file(self, split: str) -> str:
+        """Annotation json of ``split`` ("train", "val"/"validate"/"test" → val2017)."""
+        return str(ann_path(self.root, "train" if split in ("train", "fit") else "val"))
+
+    def _boxes_path(self, boxes: str) -> str:
+        if boxes == "gt":
+            return boxes
+        p = Path(boxes)
+        return str(p if p.is_absolute() or p.exists() else Path(self.root) / p)
+
+    @property
+    def box_source(self) -> str:
+        """``"gt"`` or the detection file name used for validation boxes (log it next to AP)."""
+        b = self.hparams.val_boxes
+        return "gt" if b == "gt" else Path(b).name
+
+    # -- Lightning hooks -------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.hparams.synthetic and not ann_path(self.root, "val").exists():
+            from datamodules.synthetic_coco import generate_synthetic_coco
+
+            generate_synthetic_coco(
+                self.root,
+                num_train=self.hparams.synthetic_num_train,
+                num_val=self.hparams.synthetic_num_val,
+                seed=self.hparams.synthetic_seed,
+            )
+
+    def _dataset(self, split: str, augment: bool, boxes: str) -> CocoKeypoints:
+        hp = self.hparams
+        return CocoKeypoints(
+            self.root, split, self.input_size, augment=augment, boxes=self._boxes_path(boxes),
+            det_score_thresh=hp.det_score_thresh, sigma=hp.sigma, use_udp=hp.use_udp,
+            padding=hp.padding, aug=self.aug,
+        )  # fmt: skip
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self._dataset("train", True, "gt")
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self._dataset("val", False, hp.val_boxes)
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = self._dataset("val", False, hp.test_boxes or hp.val_boxes)
+
+    def _loader(self, ds: Dataset, train: bool) -> DataLoader:
+        hp = self.hparams
+        workers = hp.num_workers
+        return DataLoader(
+            ds,
+            batch_size=hp.batch_size if train else (hp.val_batch_size or hp.batch_size),
+            shuffle=train,
+            drop_last=train and len(ds) > hp.batch_size,
+            num_workers=workers,
+            pin_memory=hp.pin_memory and torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            worker_init_fn=_worker_init if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, False)
+
+    def augmentation(self) -> dict:
+        return asdict(self.aug)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m datamodules.coco verify --root data/coco [--split val]``: list bad images."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m datamodules.coco")
+    ap.add_argument("command", choices=["verify", "stats"])
+    ap.add_argument("--root", default="data/coco")
+    ap.add_argument("--split", choices=SPLITS, action="append")
+    args = ap.parse_args(argv)
+    status = 0
+    for split in args.split or list(SPLITS):
+        ds = CocoKeypoints(args.root, split)
+        print(f"{split}: {len(ds)} samples from {len(set(ds.file_name.tolist()))} images")
+        if args.command == "verify":
+            bad = ds.verify()
+            for path, reason in bad:
+                print(f"BAD {path}: {reason}")
+            print(f"{split}: {len(bad)} unreadable images")
+            status |= int(bool(bad))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
