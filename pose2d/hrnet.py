@@ -99,7 +99,7 @@ class PoseHighResolutionNet(nn.Module):
             raise ValueError(f"cam_modules must be 'last' or 'all', got {cam_modules!r}")
         if len(stage_modules) != 3:
             raise ValueError(f"stage_modules: one count per stage 2-4, got {stage_modules}")
-        if not 1 <= cam_blocks <= num_blocks:
+        if cam_placement != "none" and not 1 <= cam_blocks <= num_blocks:
             raise ValueError(f"cam_blocks={cam_blocks} must lie in [1, num_blocks={num_blocks}]")
         sites = parse_cam_placement(cam_placement)
         cam_idx = tuple(range(num_blocks - cam_blocks, num_blocks))

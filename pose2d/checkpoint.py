@@ -1,0 +1,35 @@
+"""Inference loading of a trained detector from our Lightning checkpoint (no pickle)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import torch
+
+from pose2d.hrnet import PoseHighResolutionNet
+
+
+def load_detector(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> PoseHighResolutionNet:
+    """Rebuild :class:`PoseHighResolutionNet` from a ``HeatmapModule`` checkpoint, in eval mode.
+
+    Reads ``hyper_parameters`` for the architecture and the ``model.*`` weights, with
+    ``torch.load(weights_only=True)``; the ``pretrained`` path is not re-read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"detector checkpoint not found: {path} (a .ckpt from pose2d fit)")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    hp = dict(ckpt.get("hyper_parameters") or {})
+    accepted = set(inspect.signature(PoseHighResolutionNet).parameters) - {"pretrained"}
+    kwargs = {k: v for k, v in hp.items() if k in accepted and v is not None}
+    model = PoseHighResolutionNet(**kwargs)
+    sd = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    if not sd:
+        raise ValueError(f"{path}: no 'model.*' weights in the checkpoint's state_dict")
+    model.load_state_dict(sd, strict=True)
+    return model.to(map_location).eval()
