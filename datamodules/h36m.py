@@ -7,8 +7,8 @@ Expected files (``root`` = ``data/h36m`` by default)::
                                    metadata (num_joints, keypoints_symmetry[, layout_name]),
                                    optionally confidences: subject -> action -> 4 × (F', 17)
 
-Both hold pickled dicts, so they are only read by ``prepare`` (``allow_pickle=True`` lives in
-this one function), which writes ``<root>/cache/<source>/`` (see ``sequence_cache``)::
+Both hold pickled dicts, so they are only read by ``prepare`` (through
+``sequence_cache.load_pickled_npz``), which writes ``<root>/cache/<source>/``::
 
     python -m datamodules.h36m prepare --root data/h36m --keypoints cpn_ft_h36m_dbb
 
@@ -29,7 +29,13 @@ import numpy as np
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
-from datamodules.sequence_cache import cache_exists, read_cache, root_relative, write_cache
+from datamodules.sequence_cache import (
+    cache_exists,
+    load_pickled_npz,
+    read_cache,
+    root_relative,
+    write_cache,
+)
 from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS, coco_to_h36m, h36m_action_name
 from datamodules.windows import PoseWindowDataset, build_samples
 
@@ -66,21 +72,6 @@ def missing_dataset_message(root: str | Path, source: str) -> str:
     )
 
 
-def _load_pickled(path: Path, key: str, required: bool = True) -> dict | None:
-    """The one place a public pickled npz is opened (prepare step only)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing {path}")
-    try:
-        with np.load(path, allow_pickle=True) as f:
-            if key not in f.files:
-                if required:
-                    raise KeyError(f"{path} has no key {key!r} (keys: {f.files})")
-                return None
-            return f[key].item()
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"cannot read {path} (corrupt or not a VideoPose3D npz): {err}") from err
-
-
 def _to_h36m_layout(kp: np.ndarray, layout: str, path: Path) -> np.ndarray:
     if layout == "coco":
         return coco_to_h36m(kp)
@@ -105,10 +96,10 @@ def prepare_h36m(
         raise FileNotFoundError(
             f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root, keypoints)
         )
-    positions_3d = _load_pickled(p3d, "positions_3d")
-    positions_2d = _load_pickled(p2d, "positions_2d")
-    metadata = _load_pickled(p2d, "metadata", required=False) or {}
-    confidences = _load_pickled(p2d, "confidences", required=False)
+    positions_3d = load_pickled_npz(p3d, "positions_3d")
+    positions_2d = load_pickled_npz(p2d, "positions_2d")
+    metadata = load_pickled_npz(p2d, "metadata", required=False) or {}
+    confidences = load_pickled_npz(p2d, "confidences", required=False)
     layout = metadata.get("layout_name", "h36m")
 
     items: list[tuple[str, str, int]] = []  # (subject, action, camera index)

@@ -175,6 +175,24 @@ def read_cache(folder: str | os.PathLike, mmap: bool = True) -> SequenceCache:
     return cache
 
 
+def load_pickled_npz(path: Path, key: str, required: bool = True) -> dict | None:
+    """Value of ``key`` in a public npz holding a pickled dict: the ONLY ``allow_pickle=True``.
+
+    Called by the explicit ``prepare`` steps, never by training.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path}")
+    try:
+        with np.load(path, allow_pickle=True) as f:
+            if key not in f.files:
+                if required:
+                    raise KeyError(f"{path} has no key {key!r} (keys: {f.files})")
+                return None
+            return f[key].item()
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"cannot read {path} (corrupt or not a VideoPose3D npz): {err}") from err
+
+
 def root_relative(pos3d: np.ndarray, root: int) -> np.ndarray:
     """``(..., J, 3)`` → positions relative to joint ``root``, whose slot becomes exactly 0."""
     return pos3d - pos3d[..., root : root + 1, :]

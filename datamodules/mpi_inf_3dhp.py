@@ -1,0 +1,257 @@
+"""MPI-INF-3DHP in the public P-STMO npz format: prepare step, cache, LightningDataModule.
+
+Expected files (``root`` = ``data/mpi_inf_3dhp`` by default)::
+
+    data_train_3dhp.npz   data: "S{1-8} Seq{1,2}" -> [{camera: {"data_2d": (F, 17, 2) px,
+                                                               "data_3d": (F, 17, 3) mm}}, fps]
+    data_test_3dhp.npz    data: "TS1".."TS6" -> {"data_2d", "data_3d", "valid" (F,)}
+
+Joints stay in the 3DHP order (``skeleton.MPI_INF_3DHP``, root 14). ``prepare`` (the only reader of
+the pickled files) writes ``<root>/cache/3dhp/``: 3D in metres, root-relative with the
+root zeroed; 2D normalised with 2048×2048 (train, TS1–TS4) or 1920×1080 (TS5, TS6)::
+
+    python -m datamodules.mpi_inf_3dhp prepare --root data/mpi_inf_3dhp
+
+Test windows are centred only on valid frames, so invalid frames are never scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.cameras import normalize_screen_coordinates
+from datamodules.lifting_datamodule import LiftingDataModule
+from datamodules.sequence_cache import Sequence as CacheSequence
+from datamodules.sequence_cache import (
+    cache_exists,
+    load_pickled_npz,
+    read_cache,
+    root_relative,
+    write_cache,
+)
+from datamodules.skeleton import MPI_INF_3DHP
+from datamodules.windows import PoseWindowDataset, build_samples
+
+FILE_TRAIN = "data_train_3dhp.npz"
+FILE_TEST = "data_test_3dhp.npz"
+TEST_SEQUENCES = ("TS1", "TS2", "TS3", "TS4", "TS5", "TS6")
+TEST_RESOLUTION = {"TS5": (1920, 1080), "TS6": (1920, 1080)}  # the outdoor sequences
+DEFAULT_RESOLUTION = (2048, 2048)
+
+
+def cache_folder(root: str | Path) -> Path:
+    return Path(root) / "cache" / "3dhp"
+
+
+def missing_dataset_message(root: str | Path) -> str:
+    root = Path(root)
+    return (
+        f"MPI-INF-3DHP data not found in {root.resolve()}/.\n"
+        f"Expected {root / FILE_TRAIN} and {root / FILE_TEST} (the P-STMO npz files, linked from "
+        "the P-STMO README; or written from the official dataset by P-STMO's "
+        "common/data_to_npz_3dhp.py and data_to_npz_3dhp_test.py), then a prepared cache "
+        f"{cache_folder(root)}/. Run once:\n"
+        f"  python -m datamodules.mpi_inf_3dhp prepare --root {root}\n"
+        "  (or make prepare-3d DATA=3dhp).\n"
+        "To try the pipeline without a dataset use the synthetic Human3.6M stand-in: "
+        "make prepare-3d DATA=synthetic."
+    )
+
+
+def _sequence(name: str, cam: str, d2: np.ndarray, d3: np.ndarray, path: Path) -> tuple:
+    d2, d3 = np.asarray(d2, np.float64), np.asarray(d3, np.float64)
+    if d2.ndim != 3 or d2.shape[1:] != (17, 2) or d3.shape != (len(d2), 17, 3):
+        raise ValueError(
+            f"{path}: {name} camera {cam} has data_2d {d2.shape} and data_3d "
+            f"{d3.shape}; expected (F, 17, 2) and (F, 17, 3)"
+        )
+    return d2, d3
+
+
+def prepare_3dhp(root: str | Path) -> Path:
+    """Read the two P-STMO npz files once and write the pickle-free cache; returns its folder."""
+    root = Path(root)
+    ptrain, ptest = root / FILE_TRAIN, root / FILE_TEST
+    missing = [str(p) for p in (ptrain, ptest) if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root))
+    train, test = load_pickled_npz(ptrain, "data"), load_pickled_npz(ptest, "data")
+
+    items = []  # (record, data_2d, data_3d, valid)
+    for name in sorted(train):
+        entry = train[name]
+        cams, fps = (entry[0], entry[1]) if isinstance(entry, list | tuple) else (entry, None)
+        for cam in sorted(cams, key=str):
+            d2, d3 = _sequence(name, str(cam), cams[cam]["data_2d"], cams[cam]["data_3d"], ptrain)
+            w, h = DEFAULT_RESOLUTION
+            record = {
+                "split": "train",
+                "name": name,
+                "subject": name.split(" ")[0],
+                "camera": str(cam),
+                "group": name,
+                "res_w": w,
+                "res_h": h,
+                "fps": None if fps is None else float(np.asarray(fps).reshape(-1)[0]),
+            }
+            items.append((record, d2, d3, None))
+    for name in TEST_SEQUENCES:
+        if name not in test:
+            raise KeyError(f"{ptest} has no test sequence {name} (has {sorted(test)})")
+        seq = test[name]
+        d2, d3 = _sequence(name, "0", seq["data_2d"], seq["data_3d"], ptest)
+        valid = np.asarray(seq["valid"]).reshape(-1).astype(bool)
+        if len(valid) != len(d2):
+            raise ValueError(f"{ptest}: {name} has {len(valid)} valid flags for {len(d2)} frames")
+        w, h = TEST_RESOLUTION.get(name, DEFAULT_RESOLUTION)
+        record = {
+            "split": "test",
+            "name": name,
+            "subject": name,
+            "camera": "0",
+            "group": name,
+            "res_w": w,
+            "res_h": h,
+            "fps": None,
+        }
+        items.append((record, d2, d3, valid))
+
+    def sequences() -> Iterator[CacheSequence]:
+        for record, d2, d3, valid in items:
+            w, h = record["res_w"], record["res_h"]
+            yield CacheSequence(
+                pos2d=normalize_screen_coordinates(d2, w, h).astype(np.float32),
+                pos3d=root_relative(d3 / 1000.0, MPI_INF_3DHP.root).astype(np.float32),
+                valid=valid,
+                record=record,
+            )
+
+    meta = {
+        "dataset": "mpi_inf_3dhp",
+        "source": "gt",
+        "skeleton": MPI_INF_3DHP.name,
+        "files": [FILE_TRAIN, FILE_TEST],
+    }
+    lengths = [len(it[1]) for it in items]
+    return write_cache(
+        cache_folder(root), sequences, lengths, meta, MPI_INF_3DHP.num_joints, with_valid=True
+    )
+
+
+class MPIINF3DHPDataModule(LiftingDataModule):
+    """MPI-INF-3DHP windows (3DHP joint order, ground-truth 2D input as in the literature).
+
+    Train: every camera of S1–S8 Seq1/2; val and test: TS1–TS6 at valid frames only, one window
+    per valid frame. ``group_names`` = TS1..TS6 (the ``action`` of val/test batches); train
+    batches carry an index into ``train_group_names`` ("S1 Seq1", ...).
+    """
+
+    skeleton = MPI_INF_3DHP
+    group_names = list(TEST_SEQUENCES)
+
+    def __init__(
+        self,
+        root: str = "data/mpi_inf_3dhp",
+        frames: int = 81,
+        batch_size: int = 1024,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        downsample: int = 1,
+        stride: int = 1,
+        flip_augment: bool = True,
+        flip_prob: float = 0.5,
+        auto_prepare: bool = False,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(frames, batch_size, eval_batch_size, num_workers, pin_memory)
+        self.root = Path(root)
+        self.downsample, self.stride = downsample, stride
+        self.flip_prob = flip_prob if flip_augment else 0.0
+        self.auto_prepare = auto_prepare
+        self.train_group_names: list[str] = []
+
+    @property
+    def cache_folder(self) -> Path:
+        return cache_folder(self.root)
+
+    def _raw_present(self) -> bool:
+        return (self.root / FILE_TRAIN).is_file() and (self.root / FILE_TEST).is_file()
+
+    def prepare_data(self) -> None:
+        if self.auto_prepare and not cache_exists(self.cache_folder) and self._raw_present():
+            prepare_3dhp(self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if not cache_exists(self.cache_folder):
+            if self._raw_present():
+                raise FileNotFoundError(
+                    f"found the raw files in {self.root} but no prepared cache "
+                    f"{self.cache_folder}/. Run once:\n  python -m datamodules.mpi_inf_3dhp "
+                    f"prepare --root {self.root}\n(or pass --data.auto_prepare=true)"
+                )
+            raise FileNotFoundError(missing_dataset_message(self.root))
+        cache = read_cache(self.cache_folder, mmap=True)
+        if cache.meta.get("skeleton") != MPI_INF_3DHP.name:
+            raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")
+        split = np.array([r["split"] for r in cache.sequences])
+        names = [r["group"] for r in cache.sequences]
+        self.train_group_names = sorted(
+            {n for n, s in zip(names, split, strict=True) if s == "train"}
+        )
+        lookup = {n: i for i, n in enumerate(self.train_group_names)}
+        lookup.update({n: i for i, n in enumerate(self.group_names)})
+        group = np.array([lookup[n] for n in names])
+
+        def dataset(which: str, train: bool) -> PoseWindowDataset:
+            seqs = np.flatnonzero(split == which)
+            seq, frame = build_samples(
+                cache.lengths,
+                seqs,
+                self.stride if train else 1,
+                self.downsample,
+                valid=None if train else cache.valid,
+                offsets=cache.offsets,
+            )
+            return PoseWindowDataset(
+                self.cache_folder,
+                seq,
+                frame,
+                group,
+                self.frames,
+                self.skeleton,
+                self.downsample,
+                self.flip_prob if train else 0.0,
+                cache=cache,
+            )
+
+        if stage in (None, "fit"):
+            self.train_set = dataset("train", train=True)
+        self.test_set = dataset("test", train=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m datamodules.mpi_inf_3dhp",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="convert the P-STMO npz files into the cache")
+    prep.add_argument("--root", default="data/mpi_inf_3dhp")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    folder = prepare_3dhp(args.root)
+    cache = read_cache(folder)
+    print(
+        f"wrote {folder}: {cache.num_sequences} sequences, {len(cache.pos2d)} frames "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

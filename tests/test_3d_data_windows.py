@@ -1,0 +1,130 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules.sequence_cache import Sequence, read_cache, write_cache
+from datamodules.skeleton import H36M, flip_pose
+from datamodules.windows import PoseWindowDataset, build_samples, collate_batched, window_rows
+
+
+def test_build_samples_stride_downsample_and_valid():
+    seq, frame = build_samples(np.array([3, 5]), stride=2)
+    assert seq.tolist() == [0, 0, 1, 1, 1] and frame.tolist() == [0, 2, 0, 2, 4]
+    # downsample 2: sequence 0 (3 frames) → grid 0, 2; sequence 1 (5 frames) → 0, 2, 4
+    seq, frame = build_samples(np.array([3, 5]), downsample=2)
+    assert seq.tolist() == [0, 0, 1, 1, 1] and frame.tolist() == [0, 2, 0, 2, 4]
+    seq, frame = build_samples(np.array([3, 5]), seqs=np.array([1]))
+    assert seq.tolist() == [1] * 5 and frame.tolist() == [0, 1, 2, 3, 4]
+    valid = np.array([1, 0, 1, 0, 0, 1, 1, 0], bool)
+    seq, frame = build_samples(np.array([3, 5]), valid=valid, offsets=np.array([0, 3]))
+    assert seq.tolist() == [0, 0, 1, 1] and frame.tolist() == [0, 2, 2, 3]
+
+
+def test_window_rows_edge_padding_at_both_ends():
+    offsets, lengths = np.array([0, 3]), np.array([3, 5])
+    rows = window_rows(offsets, lengths, np.array([0, 1, 1]), np.array([0, 4, 2]), frames=5)
+    assert rows.tolist() == [[0, 0, 0, 1, 2], [5, 6, 7, 7, 7], [3, 4, 5, 6, 7]]
+    # downsample 2 on a 6-frame sequence: grid 0, 2, 4; window around 4 repeats 4 on the right
+    rows = window_rows(np.array([0]), np.array([6]), np.array([0]), np.array([4]), 5, 2)
+    assert rows.tolist() == [[0, 2, 4, 4, 4]]
+    with pytest.raises(ValueError, match="odd"):
+        window_rows(offsets, lengths, np.array([0]), np.array([0]), frames=4)
+
+
+def _tiny_cache(tmp_path, lengths=(4, 6), with_conf=True):
+    rng = np.random.default_rng(0)
+    seqs = [
+        Sequence(
+            pos2d=rng.normal(size=(n, 17, 2)).astype(np.float32),
+            pos3d=rng.normal(size=(n, 17, 3)).astype(np.float32),
+            conf=rng.uniform(size=(n, 17)).astype(np.float32),
+            record={"subject": f"S{i}", "group": "Walking"},
+        )
+        for i, n in enumerate(lengths)
+    ]
+    folder = write_cache(
+        tmp_path / "cache",
+        lambda: iter(seqs),
+        list(lengths),
+        {"dataset": "test", "skeleton": "h36m"},
+        17,
+        with_conf=with_conf,
+    )
+    return folder, seqs
+
+
+def test_cache_round_trips_exactly(tmp_path):
+    folder, seqs = _tiny_cache(tmp_path)
+    cache = read_cache(folder, mmap=True)
+    assert isinstance(cache.pos2d, np.memmap)
+    assert cache.offsets.tolist() == [0, 4] and cache.lengths.tolist() == [4, 6]
+    for i, s in enumerate(seqs):
+        rows = slice(cache.offsets[i], cache.offsets[i] + cache.lengths[i])
+        assert np.array_equal(cache.pos2d[rows], s.pos2d)
+        assert np.array_equal(cache.pos3d[rows], s.pos3d)
+        assert np.array_equal(cache.conf[rows], s.conf)
+        assert cache.sequences[i] == dict(s.record, length=len(s.pos2d))
+    assert cache.valid is None
+    assert not (tmp_path / "cache.tmp").exists()
+
+
+def test_corrupt_cache_is_reported_with_its_path(tmp_path):
+    folder, _ = _tiny_cache(tmp_path)
+    (folder / "pos3d.npy").write_bytes(b"not an npy file")
+    with pytest.raises(ValueError, match="pos3d.npy"):
+        read_cache(folder)
+    with pytest.raises(FileNotFoundError, match="index.json"):
+        read_cache(tmp_path / "nowhere")
+
+
+def test_window_batch_contract_and_content(tmp_path):
+    folder, seqs = _tiny_cache(tmp_path)
+    seq, frame = build_samples(np.array([4, 6]))
+    ds = PoseWindowDataset(folder, seq, frame, np.array([3, 7]), frames=3, skeleton=H36M)
+    assert len(ds) == 10
+    batch = ds.__getitems__([0, 9, 5])
+    assert set(batch) == {"input_2d", "target_3d", "action", "seq", "frame", "index"}
+    assert batch["input_2d"].shape == (3, 3, 17, 2) and batch["input_2d"].dtype == torch.float32
+    assert batch["target_3d"].shape == (3, 3, 17, 3) and batch["target_3d"].dtype == torch.float32
+    for k in ("action", "seq", "frame", "index"):
+        assert batch[k].dtype == torch.int64 and batch[k].shape == (3,)
+    assert batch["seq"].tolist() == [0, 1, 1] and batch["frame"].tolist() == [0, 5, 1]
+    assert batch["action"].tolist() == [3, 7, 7] and batch["index"].tolist() == [0, 9, 5]
+    # sample 0 = frame 0 of seq 0, edge padded on the left; sample 9 = last frame of seq 1
+    a, b = seqs[0].pos2d, seqs[1].pos3d
+    assert torch.equal(batch["input_2d"][0], torch.from_numpy(a[[0, 0, 1]]))
+    assert torch.equal(batch["target_3d"][1], torch.from_numpy(b[[4, 5, 5]]))
+    single = ds[5]
+    assert single["input_2d"].shape == (3, 17, 2) and int(single["index"]) == 5
+
+
+def test_flip_augmentation_mirrors_and_is_an_involution(tmp_path):
+    folder, _ = _tiny_cache(tmp_path)
+    seq, frame = build_samples(np.array([4, 6]))
+    plain = PoseWindowDataset(folder, seq, frame, np.array([0, 0]), 5, H36M)
+    flipped = PoseWindowDataset(folder, seq, frame, np.array([0, 0]), 5, H36M, flip_prob=1.0)
+    ids = list(range(10))
+    a, b = plain.__getitems__(ids), flipped.__getitems__(ids)
+    assert torch.equal(b["input_2d"], flip_pose(a["input_2d"], H36M))
+    assert torch.equal(b["target_3d"], flip_pose(a["target_3d"], H36M))
+    assert torch.equal(flip_pose(b["target_3d"], H36M), a["target_3d"])
+    half = PoseWindowDataset(folder, seq, frame, np.array([0, 0]), 1, H36M, flip_prob=0.5)
+    torch.manual_seed(0)
+    x = half.__getitems__(np.zeros(2000, np.int64))["input_2d"][:, 0]
+    ref = plain.__getitems__([0])["input_2d"][0, 2]  # the unflipped frame 0
+    frac = (x == ref).all(-1).all(-1).float().mean().item()
+    assert 0.45 < frac < 0.55
+
+
+def test_dataloader_gathers_whole_batches_and_pickles_without_arrays(tmp_path):
+    folder, _ = _tiny_cache(tmp_path)
+    seq, frame = build_samples(np.array([4, 6]))
+    ds = PoseWindowDataset(folder, seq, frame, np.array([0, 1]), 3, H36M)
+    _ = ds.cache  # opened
+    assert len(pickle.dumps(ds)) < 5000  # workers re-open the memory map, no array copies
+    batches = list(DataLoader(ds, batch_size=4, collate_fn=collate_batched))
+    assert [len(b["index"]) for b in batches] == [4, 4, 2]
+    assert torch.cat([b["index"] for b in batches]).tolist() == list(range(10))
