@@ -62,14 +62,20 @@ def _procrustes_align64(pred: Tensor, target: Tensor, eps: float = 1e-12) -> Ten
     h = x0.mT @ y0  # (..., 3, 3)
     u, s, vh = torch.linalg.svd(h)
     v = vh.mT
-    sign = torch.sign(torch.linalg.det(v @ u.mT))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    v = torch.cat([v[..., :-1], v[..., -1:] * sign[..., None, None]], dim=-1)
-    s = torch.cat([s[..., :-1], s[..., -1:] * sign[..., None]], dim=-1)
+    sign = torch.where(_det3(v) * _det3(u) < 0, -1.0, 1.0).to(s.dtype)  # det(V Uᵀ) < 0: mirror
+    flip = torch.ones_like(s)
+    flip[..., -1] = sign
+    v = v * flip[..., None, :]  # last column of V
+    s = s * flip
     r = v @ u.mT  # maps row vectors of y onto x: y @ r
     scale = s.sum(-1)[..., None, None] * norm_x / norm_y
     t = mu_x - scale * (mu_y @ r)
     return scale * (y @ r) + t
+
+
+def _det3(m: Tensor) -> Tensor:
+    """Determinant of ``(..., 3, 3)`` (triple product; batched LU is far slower for 3×3)."""
+    return (torch.linalg.cross(m[..., 0, :], m[..., 1, :]) * m[..., 2, :]).sum(-1)
 
 
 def p_mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
