@@ -3,14 +3,122 @@
 Constructor arguments of the LightningModule / LightningDataModule become ``--model.*`` /
 ``--data.*`` flags and YAML keys (no registry). ``links`` ties one value to two places, e.g.
 ``("data.frames", "model.frames")`` so that ``--data.frames=243`` sizes the lifter too.
+
+On top of plain LightningCLI every run gets (see docs/training.md):
+
+- a run folder ``--run.dir`` (default ``runs/<package>/<run.name>``) holding ``config.yaml``,
+  ``checkpoints/``, ``metrics.json``, ``run_info.json``, per-group tables and the logger files.
+  The name must be the same in every DDP rank (Lightning re-executes the command line per rank),
+  so it never contains a timestamp: ``--run.name`` > ``$WANDB_RUN_ID`` (sweep agents) > the stems
+  of the ``--config`` files > ``"default"``.
+- the default logger chosen by ``$WANDB_MODE`` only: a WandbLogger (``online``/``offline``), or a
+  CSVLogger when it is ``disabled``. ``--trainer.logger=false`` turns logging off; an explicit
+  ``--trainer.logger`` class is used as given.
+- ModelCheckpoint (best by the trainer's monitor + ``last.ckpt``; ``--checkpoint.*``), the
+  non-finite guard (``--nonfinite.*``), media (``--media.*``), LearningRateMonitor (only with a
+  logger), throughput, run info, ``metrics.json``, the per-group table and the RNG states in
+  every checkpoint (exact resume).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+
+from callbacks.group_table import GroupTable
+from callbacks.media import MediaLogger
+from callbacks.metrics_file import MetricsFile
+from callbacks.nonfinite import NonFiniteGuard
+from callbacks.rng_state import RNGState
+from callbacks.run_info import RunInfo
+from callbacks.throughput import Throughput
+
+
+class RunOptions:
+    """Where a run lives and how it is named in W&B.
+
+    Args:
+        name: run name (W&B run name and folder name); see the module docstring for the default.
+        dir: run folder; default ``runs/<package>/<name>``.
+        project: W&B project; default chosen by the trainer (``attnpose-2d`` / ``attnpose-3d``).
+        entity: W&B entity (user or team); default: your W&B default entity.
+        tags: W&B tags.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        dir: str | None = None,  # noqa: A002 - the CLI key reads best as --run.dir
+        project: str | None = None,
+        entity: str | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.dir = dir
+        self.project = project
+        self.entity = entity
+        self.tags = list(tags or [])
+
+
+def default_run_name(config_files: Sequence[str | os.PathLike] = ()) -> str:
+    """Deterministic name (identical in every DDP rank): $WANDB_RUN_ID, else config stems."""
+    if os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]
+    stems = [Path(str(c)).stem for c in config_files]
+    return "+".join(stems) if stems else "default"
+
+
+def default_loggers(
+    run_dir: str,
+    name: str,
+    project: str,
+    entity: str | None = None,
+    tags: Sequence[str] = (),
+    resume_id: str | None = None,
+) -> list[Logger]:
+    """WandbLogger unless ``WANDB_MODE=disabled`` (then a CSVLogger under ``<run_dir>/csv``).
+
+    Never passes ``offline=True``: that would overwrite ``WANDB_MODE`` (``disabled`` included).
+    """
+    if os.environ.get("WANDB_MODE", "").strip().lower() == "disabled":
+        return [CSVLogger(save_dir=run_dir, name="csv")]
+    kwargs = {"id": resume_id, "resume": "allow"} if resume_id else {}
+    return [
+        WandbLogger(
+            project=project,
+            entity=entity,
+            name=name,
+            tags=list(tags) or None,
+            save_dir=run_dir,
+            log_model=False,
+            **kwargs,
+        )
+    ]
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves the resolved config to ``<run_dir>/config.yaml`` (overwritten: one file per run
+    folder, and each run has its own folder) and sends it to the loggers as ``config``."""
+
+    def __init__(self, parser, config, run_dir: str = ".", **kwargs) -> None:
+        kwargs["save_to_log_dir"] = False
+        super().__init__(parser, config, **kwargs)
+        self.run_dir = run_dir
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        os.makedirs(self.run_dir, exist_ok=True)
+        path = os.path.join(self.run_dir, self.config_filename)
+        self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+        dumped = self.parser.dump(self.config, skip_none=False, format="json")
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": json.loads(dumped)})
 
 
 class PoseCLI(LightningCLI):
@@ -19,16 +127,97 @@ class PoseCLI(LightningCLI):
         model_class: type[pl.LightningModule],
         datamodule_class: type[pl.LightningDataModule],
         links: Sequence[tuple[str, str]] = (),
+        monitor: str | None = None,
+        mode: str = "min",
+        project: str | None = None,
         **kwargs,
     ) -> None:
         self._links = tuple(links)
-        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        self._monitor = monitor
+        self._mode = mode
+        self._package = model_class.__module__.split(".")[0]
+        self._project = project or f"attnpose-{self._package}"
+        kwargs.setdefault("save_config_callback", RunConfigSaver)
         kwargs.setdefault("seed_everything_default", 42)
         super().__init__(model_class, datamodule_class, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102
         for src, dst in self._links:
             parser.link_arguments(src, dst)
+        parser.add_class_arguments(RunOptions, "run", instantiate=False)
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": self._monitor,
+                "checkpoint.mode": self._mode,
+                "checkpoint.save_top_k": 1 if self._monitor else 0,
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-epoch{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
+        parser.add_lightning_class_args(MediaLogger, "media")
+
+    # -- run folder --------------------------------------------------------------------------
+    def run_options(self) -> tuple[RunOptions, str]:
+        """(options, run folder) for the current subcommand; identical on every rank."""
+        cfg = self.config.get(str(self.subcommand), self.config)
+        opts = RunOptions(**dict(cfg.get("run") or {}))
+        opts.name = opts.name or default_run_name(cfg.get("config") or [])
+        opts.project = opts.project or self._project
+        run_dir = opts.dir or os.path.join("runs", self._package, opts.name)
+        return opts, run_dir
+
+    def instantiate_trainer(self, **kwargs) -> pl.Trainer:  # noqa: D102
+        opts, run_dir = self.run_options()
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        if config.get("default_root_dir") is None:
+            config["default_root_dir"] = run_dir
+
+        logger = config.get("logger")
+        if logger is None or logger is True:
+            logger = default_loggers(
+                run_dir,
+                opts.name,
+                opts.project,
+                opts.entity,
+                opts.tags,
+                resume_id=self._resume_wandb_id(run_dir),
+            )
+            config["logger"] = logger
+        has_logger = bool(logger) and logger is not False
+
+        callbacks: list[Callback] = []
+        for key in self._parser(self.subcommand).callback_keys:
+            cb = self._get(self.config_init, key)
+            if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
+                cb.dirpath = os.path.join(run_dir, "checkpoints")
+            callbacks.append(cb)
+        callbacks += [
+            Throughput(),
+            RunInfo(dirpath=run_dir),
+            MetricsFile(dirpath=run_dir),
+            GroupTable(dirpath=run_dir),
+            RNGState(),
+        ]
+        if has_logger and self.subcommand == "fit":
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
+        self.save_config_kwargs = {"run_dir": run_dir, **self.save_config_kwargs}
+        self.run_dir = run_dir
+        return self._instantiate_trainer(config, callbacks)
+
+    def _resume_wandb_id(self, run_dir: str) -> str | None:
+        """The W&B run id of the run being resumed (``--ckpt_path`` given), so the curves
+        continue in the same W&B run instead of starting a new one."""
+        cfg = self.config.get(str(self.subcommand), self.config)
+        if self.subcommand != "fit" or not cfg.get("ckpt_path"):
+            return None
+        try:
+            with open(os.path.join(run_dir, "run_info.json")) as f:
+                return json.load(f).get("wandb_run_id")
+        except (OSError, ValueError):
+            return None
 
 
 def run_cli(
@@ -36,6 +225,21 @@ def run_cli(
     datamodule_class: type[pl.LightningDataModule],
     links: Sequence[tuple[str, str]] = (),
     args: list[str] | None = None,
+    monitor: str | None = None,
+    mode: str = "min",
+    project: str | None = None,
 ) -> PoseCLI:
-    """Entry point used by each package's ``__main__``."""
-    return PoseCLI(model_class, datamodule_class, links=links, args=args)
+    """Entry point used by each package's ``__main__``.
+
+    ``monitor``/``mode``: the validation metric that picks the best checkpoint (2D ``val/AP``
+    max, 3D ``val/mpjpe`` min); ``project``: the default W&B project.
+    """
+    return PoseCLI(
+        model_class,
+        datamodule_class,
+        links=links,
+        args=args,
+        monitor=monitor,
+        mode=mode,
+        project=project,
+    )
