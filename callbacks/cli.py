@@ -115,8 +115,8 @@ class RunConfigSaver(SaveConfigCallback):
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         os.makedirs(self.run_dir, exist_ok=True)
         path = os.path.join(self.run_dir, self.config_filename)
-        self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
-        dumped = self.parser.dump(self.config, skip_none=False, format="json")
+        self.parser.save(self.config, path, skip_unset=False, overwrite=True, multifile=False)
+        dumped = self.parser.dump(self.config, skip_unset=False, format="json")
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": json.loads(dumped)})
 

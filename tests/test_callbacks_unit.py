@@ -1,0 +1,233 @@
+"""Fast tests of the shared callbacks and CLI pieces (single process, toy module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from callbacks_toy import GROUPS, ToyData, ToyModule
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+from callbacks.cli import default_loggers, default_run_name, run_cli
+from callbacks.group_table import group_table, to_markdown
+from callbacks.media import (
+    MediaLogger,
+    denormalize_image,
+    heatmap_overlay,
+    skeleton_3d_figure,
+)
+from callbacks.metrics_file import MetricsFile, plain_metrics
+from callbacks.nonfinite import NonFiniteGuard, all_finite
+from callbacks.rng_state import collect_rng_states, set_rng_states
+from callbacks.throughput import Throughput, count_parameters
+from datamodules.skeleton import H36M
+
+
+def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
+    args = dict(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path),
+        num_sanity_val_steps=0,
+    )
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+# -- non-finite guard -------------------------------------------------------------------------
+def test_all_finite() -> None:
+    assert all_finite([torch.ones(3), torch.zeros(2, 2)])
+    assert all_finite([])
+    assert not all_finite([torch.ones(3), torch.tensor([1.0, float("nan")])])
+    assert not all_finite([torch.tensor([float("inf")])])
+
+
+def test_nonfinite_guard_stops_and_saves_last_good_state(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    guard = NonFiniteGuard(dirpath=str(tmp_path))
+    model = ToyModule(nan_at_step=3)
+    trainer = _trainer(tmp_path, callbacks=[guard], max_epochs=2)
+    with pytest.raises(FloatingPointError, match=r"global step 3 \(loss = nan\)"):
+        trainer.fit(model, ToyData())
+    ckpt = torch.load(tmp_path / "nonfinite.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 3  # saved before the bad step touched anything
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nonfinite_guard_catches_gradients(tmp_path: Path) -> None:
+    class GradNaN(ToyModule):
+        def on_after_backward(self) -> None:
+            if self.global_step == 2:
+                next(self.parameters()).grad.fill_(float("inf"))
+
+    guard = NonFiniteGuard(save_checkpoint=False)
+    with pytest.raises(FloatingPointError, match="non-finite gradient"):
+        _trainer(tmp_path, callbacks=[guard]).fit(GradNaN(), ToyData())
+
+
+# -- small pure helpers -----------------------------------------------------------------------
+def test_group_table_and_markdown() -> None:
+    metrics = {
+        "val/mpjpe/Walking": 40.0,
+        "val/p2/Walking": 30.0,
+        "val/mpjpe/Eating": 50.5,
+        "val/mpjpe": 45.0,
+        "test/mpjpe/Walking": 1.0,
+        "val/mpjpe/Unknown": 9.0,
+    }
+    cols, rows = group_table(metrics, "val", GROUPS)
+    assert cols == ["group", "mpjpe", "p2"]
+    assert rows == [["Walking", 40.0, 30.0], ["Eating", 50.5, None]]
+    md = to_markdown(cols, rows).splitlines()
+    assert md[0] == "| group | mpjpe | p2 |"
+    assert md[3] == "| Eating | 50.50 | - |"
+
+
+def test_plain_metrics_and_counts() -> None:
+    out = plain_metrics({"a": torch.tensor(2.5), "b": torch.ones(3), "c": 3, "d": float("nan")})
+    assert out == {"a": 2.5, "c": 3, "d": None}
+    lin = torch.nn.Linear(4, 3)
+    lin.bias.requires_grad_(False)
+    assert count_parameters(lin) == (15, 12)
+
+
+def test_rng_states_round_trip_and_weights_only(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    np.random.seed(1)
+    random.seed(1)
+    states = collect_rng_states()
+    torch.save(states, tmp_path / "s.pt")
+    want = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    set_rng_states(torch.load(tmp_path / "s.pt", weights_only=True))
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    torch.testing.assert_close(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[2] == want[2]
+
+
+# -- logger choice ----------------------------------------------------------------------------
+def test_default_loggers_follow_wandb_mode(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    (csv,) = default_loggers(str(tmp_path), "r", "p")
+    assert isinstance(csv, CSVLogger)
+    assert Path(csv.log_dir).parent == tmp_path / "csv"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    (wb,) = default_loggers(str(tmp_path), "r", "p", tags=["a"])
+    assert isinstance(wb, WandbLogger)
+    assert os.environ["WANDB_MODE"] == "offline"  # not overwritten (no offline=True)
+    assert wb._wandb_init["name"] == "r" and wb._wandb_init["tags"] == ["a"]
+
+
+def test_default_run_name(monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_RUN_ID", raising=False)
+    assert default_run_name(["configs/pose3d/paper.yaml", "x/synthetic.yaml"]) == (
+        "paper+synthetic"
+    )
+    assert default_run_name([]) == "default"
+    monkeypatch.setenv("WANDB_RUN_ID", "abc123")
+    assert default_run_name(["configs/pose3d/paper.yaml"]) == "abc123"
+
+
+# -- throughput / metrics file ----------------------------------------------------------------
+def test_throughput_and_metrics_file(tmp_path: Path) -> None:
+    tp = Throughput(log_every_n_steps=2)
+    mf = MetricsFile(dirpath=str(tmp_path))
+    logger = CSVLogger(save_dir=str(tmp_path), name="csv")
+    trainer = _trainer(tmp_path, callbacks=[tp, mf], logger=logger, max_epochs=2)
+    trainer.fit(ToyModule(), ToyData(n_train=64, batch_size=8))
+    assert tp.epoch_seconds > 0
+    # 64 samples per epoch on one process
+    assert tp.epoch_samples_per_s == pytest.approx(64 / tp.epoch_seconds)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["params"] == 99 and data["global_step"] == 16
+    assert np.isfinite(data["validate"]["val/mpjpe"])
+    assert set(data["validate"]) >= {f"val/mpjpe/{g}" for g in GROUPS}
+    header = (Path(logger.log_dir) / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"perf/train_samples_per_s", "perf/train_epoch_s", "model/params"} <= set(header)
+
+
+# -- media ------------------------------------------------------------------------------------
+def test_media_renderers() -> None:
+    pose = np.random.default_rng(0).normal(size=(H36M.num_joints, 3)) * 0.3
+    img = skeleton_3d_figure(pose, pose * 0.9, H36M, title="x", size_px=200)
+    assert img.shape == (200, 200, 3) and img.dtype == np.uint8
+    assert (img < 250).any(axis=-1).mean() > 0.01  # something was drawn
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    x = torch.zeros(3, 8, 6)
+    assert (denormalize_image(x, mean, std) == 128).all()
+    hm = np.zeros((17, 4, 3), np.float32)
+    hm[0, 1, 1] = 1.0
+    out = heatmap_overlay(np.zeros((16, 12, 3), np.uint8), hm)
+    assert out.shape == (16, 12, 3) and out.max() > 0
+
+
+def test_media_logger_logs_3d_pictures_only_with_wandb(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    logged: list = []
+    wb = WandbLogger(save_dir=str(tmp_path))
+    monkeypatch.setattr(wb, "log_image", lambda key, images, **kw: logged.append((key, images, kw)))
+    media = MediaLogger(every_n_epochs=1, num_samples=2)
+    trainer = _trainer(tmp_path, callbacks=[media], logger=wb, limit_val_batches=1)
+    trainer.fit(ToyModule(), ToyData())
+    assert len(logged) == 1
+    key, images, kw = logged[0]
+    assert key == "val/media/skeleton_3d" and len(images) == 2
+    assert images[0].shape[-1] == 3 and kw["caption"][0].startswith("Walking MPJPE")
+    # CSV logger: nothing rendered
+    logged.clear()
+    trainer = _trainer(tmp_path, callbacks=[media], logger=CSVLogger(str(tmp_path)))
+    trainer.fit(ToyModule(), ToyData())
+    assert logged == []
+
+
+# -- the CLI end to end, in process -----------------------------------------------------------
+def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run_dir = tmp_path / "run"
+    args = [
+        "fit",
+        f"--run.dir={run_dir}",
+        "--trainer.max_epochs=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--data.frames=5",
+        "--data.n_train=16",
+    ]
+    for _ in range(2):  # a second run into the same folder must not collide
+        cli = run_cli(
+            ToyModule,
+            ToyData,
+            links=[("data.frames", "model.frames")],
+            args=args,
+            monitor="val/mpjpe",
+        )
+    assert cli.model.hparams.frames == 5  # the link fed the model
+    files = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
+    assert {"config.yaml", "metrics.json", "run_info.json", "val_per_group.md"} <= files
+    assert "checkpoints/last.ckpt" in files
+    assert any(f.startswith("checkpoints/best-epoch") for f in files)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["frames"] == 5 and "rng_states" in ckpt
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["params"] == 99 and len(info["git_commit"]) >= 7
+    assert "frames: 5" in (run_dir / "config.yaml").read_text()
+    best = json.loads((run_dir / "metrics.json").read_text())["best"]
+    assert (
+        best["val/mpjpe"]
+        <= json.loads((run_dir / "metrics.json").read_text())["validate"]["val/mpjpe"] + 1e-6
+    )
