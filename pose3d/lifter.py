@@ -1,0 +1,164 @@
+"""PoseLifter: PoseFormer-style spatial-temporal transformer with SAM/TAM (paper Fig. 4).
+
+    x (B, T, J, 2) ─ Linear(2→Ds) + spatial pos (1, J, Ds) ─ [spatial block (+SAM)] × Ls ─ LN
+      → flatten joints: one token of C = J·Ds per frame (B, T, C)
+      ─ + temporal pos (1, T, C) ─ [temporal block (+TAM)] × Lt ─ LN
+      → head "sequence": LN + Linear(C→3J) per frame           → (B, T, J, 3)
+        head "center":   Conv1d(T→1, k=1) + LN + Linear(C→3J)   → (B, 1, J, 3)
+
+With ``use_sam=use_tam=False, head="center"`` this is PoseFormer exactly (same modules, same
+parameter count: 9.564M/9.574M/9.603M/9.691M at T=9/27/81/243). Output: root-relative metres.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pose3d.blocks import POSITIONS, Block
+from pose3d.sam import SpatialAttentionModule
+from pose3d.tam import TemporalAttentionModule
+
+HEADS = ("sequence", "center")
+MAX_FRAMES = 243
+
+
+class PoseLifter(nn.Module):
+    """2D pose window ``(B, T, J, 2)`` → 3D poses ``(B, T, J, 3)`` or ``(B, 1, J, 3)``.
+
+    Args:
+        frames: window length T (odd, 1..243); sizes the temporal positional embedding.
+        num_joints, in_chans, out_chans: J, input channels (2), output channels (3).
+        spatial_dim: per-joint width Ds (the temporal width is J·Ds).
+        spatial_depth, temporal_depth: number of blocks per stage.
+        spatial_heads, temporal_heads: attention heads per stage.
+        mlp_ratio, qkv_bias, norm_eps: ViT block settings (PoseFormer: 2, True, 1e-6).
+        dropout: dropout after the positional embeddings, attention projection and MLP (paper 0.1).
+        attn_dropout: dropout on the attention weights.
+        drop_path: stochastic depth, linearly increasing 0 → drop_path over each stage's blocks.
+        use_sam, sam_position, sam_kernel, sam_groups: Spatial Attention Module in every spatial
+            block (see ``pose3d.sam``).
+        use_tam, tam_position, tam_mode: Temporal Attention Module in every temporal block
+            (see ``pose3d.tam``).
+        head: "sequence" (paper: per-frame regression) or "center" (PoseFormer weighted mean).
+        attn_impl: "auto" | "sdpa" | "math"; attn_chunk: max items per fused call (None: safe
+            default on CUDA). See ``pose3d.attention``.
+    """
+
+    def __init__(
+        self,
+        frames: int = 81,
+        num_joints: int = 17,
+        in_chans: int = 2,
+        out_chans: int = 3,
+        spatial_dim: int = 32,
+        spatial_depth: int = 4,
+        temporal_depth: int = 4,
+        spatial_heads: int = 8,
+        temporal_heads: int = 8,
+        mlp_ratio: float = 2.0,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.1,
+        use_sam: bool = True,
+        sam_position: str = "after_msa",
+        sam_kernel: int = 5,
+        sam_groups: int = 8,
+        use_tam: bool = True,
+        tam_position: str = "after_msa",
+        tam_mode: str = "frame",
+        head: str = "sequence",
+        attn_impl: str = "auto",
+        attn_chunk: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not (1 <= frames <= MAX_FRAMES and frames % 2 == 1):
+            raise ValueError(f"frames must be odd and in 1..{MAX_FRAMES}, got {frames}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        for name, pos in (("sam_position", sam_position), ("tam_position", tam_position)):
+            if pos not in POSITIONS:
+                raise ValueError(f"{name} must be one of {POSITIONS}, got {pos!r}")
+        self.frames, self.num_joints, self.out_chans, self.head = (
+            frames,
+            num_joints,
+            out_chans,
+            head,
+        )
+        width = num_joints * spatial_dim
+
+        def block(dim: int, heads: int, dp: float, extra: nn.Module | None, pos: str) -> Block:
+            return Block(dim, heads, mlp_ratio, qkv_bias, dropout, attn_dropout, dp, norm_eps,
+                         attn_impl, attn_chunk, extra, pos)  # fmt: skip
+
+        self.joint_embed = nn.Linear(in_chans, spatial_dim)
+        self.spatial_pos = nn.Parameter(torch.zeros(1, num_joints, spatial_dim))
+        self.pos_drop = nn.Dropout(dropout)
+        sdp = torch.linspace(0, drop_path, spatial_depth).tolist()
+        self.spatial_blocks = nn.ModuleList(
+            block(
+                spatial_dim,
+                spatial_heads,
+                sdp[i],
+                SpatialAttentionModule(spatial_dim, sam_kernel, sam_groups) if use_sam else None,
+                sam_position,
+            )  # fmt: skip
+            for i in range(spatial_depth)
+        )
+        self.spatial_norm = nn.LayerNorm(spatial_dim, eps=norm_eps)
+
+        self.temporal_pos = nn.Parameter(torch.zeros(1, frames, width))
+        tdp = torch.linspace(0, drop_path, temporal_depth).tolist()
+        self.temporal_blocks = nn.ModuleList(
+            block(
+                width,
+                temporal_heads,
+                tdp[i],
+                TemporalAttentionModule(
+                    num_joints, spatial_dim, tam_mode, qkv_bias, norm_eps, attn_impl
+                )
+                if use_tam
+                else None,
+                tam_position,
+            )  # fmt: skip
+            for i in range(temporal_depth)
+        )
+        self.temporal_norm = nn.LayerNorm(width, eps=norm_eps)
+
+        # PoseFormer's learned weighted mean over frames; only the centre head has it.
+        self.weighted_mean = nn.Conv1d(frames, 1, kernel_size=1) if head == "center" else None
+        self.head_norm = nn.LayerNorm(width, eps=norm_eps)
+        self.head_linear = nn.Linear(width, num_joints * out_chans)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, j, c = x.shape
+        if t != self.frames or j != self.num_joints:
+            raise ValueError(
+                f"input (B, T, J, C)={tuple(x.shape)} does not match frames={self.frames}, "
+                f"num_joints={self.num_joints}"
+            )
+        # Spatial stage: every frame on its own, tokens = joints.
+        s = self.pos_drop(self.joint_embed(x.reshape(b * t, j, c)) + self.spatial_pos)
+        for blk in self.spatial_blocks:
+            s = blk(s)
+        s = self.spatial_norm(s)
+        # Temporal stage: tokens = frames, each the joint-major concatenation of joint features.
+        z = self.pos_drop(s.reshape(b, t, -1) + self.temporal_pos)
+        for blk in self.temporal_blocks:
+            z = blk(z)
+        z = self.temporal_norm(z)
+        if self.weighted_mean is not None:
+            z = self.weighted_mean(z)  # (B, 1, C)
+        out = self.head_linear(self.head_norm(z))
+        return out.reshape(b, z.shape[1], j, self.out_chans)
+
+    def center_frame(self, pred: Tensor) -> Tensor:
+        """The prediction of the window's centre frame: ``(B, T|1, J, 3)`` → ``(B, J, 3)``."""
+        return pred[:, pred.shape[1] // 2]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

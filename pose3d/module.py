@@ -1,0 +1,162 @@
+"""LiftingModule: the thin LightningModule around :class:`PoseLifter` and :class:`LiftingLoss`.
+
+Batches follow docs/CONTRACTS.md (``input_2d (B, T, J, 2)``, ``target_3d (B, T, J, 3)``,
+``action``, ``seq``, ``frame``, ``index``). Validation/test score the centre frame of every
+window (root zeroed), optionally averaging with the prediction on the mirrored input (flip
+test-time augmentation), and log ``<stage>/mpjpe`` (action-wise, the paper's number),
+``<stage>/mpjpe_framewise``, ``<stage>/p_mpjpe``, ``<stage>/mpjve``, per-action keys
+``<stage>/mpjpe/<action>``; on MPI-INF-3DHP ``<stage>/pck``, ``<stage>/auc``, ``<stage>/mpjpe``.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, Skeleton, flip_pose
+from pose3d.lifter import PoseLifter
+from pose3d.loss import LiftingLoss
+from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
+
+OPTIMIZERS = ("adam", "adamw")
+
+
+class LiftingModule(pl.LightningModule):
+    """Args: the :class:`PoseLifter` arguments (``frames`` … ``attn_chunk``), the loss weights
+    ``lambda_s``/``lambda_t``/``lambda_v``, and the recipe: ``optimizer`` ("adam"|"adamw"), ``lr``,
+    ``weight_decay``, ``amsgrad``, and a step decay ``lr ×= lr_decay`` every ``lr_decay_every``
+    epochs. Defaults are the paper's: Adam, lr 1e-3, ×0.95 every 2 epochs, dropout 0.1.
+    ``flip_test``: average with the un-flipped prediction on the mirrored input at val/test."""
+
+    def __init__(
+        self,
+        frames: int = 81,
+        num_joints: int = 17,
+        spatial_dim: int = 32,
+        spatial_depth: int = 4,
+        temporal_depth: int = 4,
+        spatial_heads: int = 8,
+        temporal_heads: int = 8,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.1,
+        use_sam: bool = True,
+        sam_position: str = "after_msa",
+        sam_kernel: int = 5,
+        sam_groups: int = 8,
+        use_tam: bool = True,
+        tam_position: str = "after_msa",
+        tam_mode: str = "frame",
+        head: str = "sequence",
+        attn_impl: str = "auto",
+        attn_chunk: int | None = None,
+        lambda_s: float = 1.0,
+        lambda_t: float = 1.0,
+        lambda_v: float = 0.0,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        lr_decay: float = 0.95,
+        lr_decay_every: int = 2,
+        flip_test: bool = True,
+    ) -> None:
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        self.save_hyperparameters()
+        hp = self.hparams
+        self.model = PoseLifter(
+            frames=frames, num_joints=num_joints, spatial_dim=spatial_dim,
+            spatial_depth=spatial_depth, temporal_depth=temporal_depth,
+            spatial_heads=spatial_heads, temporal_heads=temporal_heads, mlp_ratio=mlp_ratio,
+            dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path, use_sam=use_sam,
+            sam_position=sam_position, sam_kernel=sam_kernel, sam_groups=sam_groups,
+            use_tam=use_tam, tam_position=tam_position, tam_mode=tam_mode, head=head,
+            attn_impl=attn_impl, attn_chunk=attn_chunk,
+        )  # fmt: skip
+        self.criterion = LiftingLoss(hp.lambda_s, hp.lambda_t, hp.lambda_v)
+        self.metrics: H36MMetrics | MPI3DHPMetrics | None = None
+
+    # -- data-dependent pieces ---------------------------------------------------------------
+    def _datamodule(self):
+        trainer = getattr(self, "_trainer", None)
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return getattr(self._datamodule(), "skeleton", H36M)
+
+    def setup(self, stage: str) -> None:
+        dm = self._datamodule()
+        groups = list(getattr(dm, "group_names", H36M_ACTIONS))
+        skel = self.skeleton
+        cls = MPI3DHPMetrics if skel.name == MPI_INF_3DHP.name else H36MMetrics
+        self.metrics = cls(groups, root=skel.root)
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, J, 2)`` → ``(B, T|1, J, 3)``."""
+        return self.model(x)
+
+    def predict_window(self, x: Tensor, flip: bool | None = None) -> Tensor:
+        """Prediction with optional flip averaging: ``(B, T, J, 2)`` → ``(B, T|1, J, 3)``."""
+        pred = self.model(x)
+        if self.hparams.flip_test if flip is None else flip:
+            skel = self.skeleton
+            pred_flip = flip_pose(self.model(flip_pose(x, skel)), skel)
+            pred = (pred + pred_flip) / 2
+        return pred
+
+    # -- steps -------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        pred = self.model(batch["input_2d"])
+        terms = self.criterion(pred, batch["target_3d"])
+        bs = batch["input_2d"].shape[0]
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bs,
+                      on_step=True, on_epoch=True, prog_bar=False)  # fmt: skip
+        self.log("train/mpjpe_mm", terms["loss_s"].detach() * 1000.0, batch_size=bs,
+                 prog_bar=True)  # fmt: skip
+        return terms["loss"]
+
+    def _eval_step(self, batch: dict) -> None:
+        pred = self.predict_window(batch["input_2d"])
+        assert self.metrics is not None, "setup() builds the metrics"
+        self.metrics.update(pred, batch["target_3d"], batch["action"], batch["seq"],
+                            batch["frame"], batch["index"])  # fmt: skip
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        assert self.metrics is not None
+        result = self.metrics.compute()
+        self.metrics.reset()
+        flat = flatten_metrics(result, prefix=f"{stage}/")
+        main = {k: flat.pop(k) for k in (f"{stage}/mpjpe", f"{stage}/pck") if k in flat}
+        # Already reduced across ranks by torchmetrics: identical everywhere, no second sync.
+        self.log_dict(main, prog_bar=True, sync_dist=False)
+        self.log_dict(flat, prog_bar=False, sync_dist=False)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
+        """Centre-frame 3D pose per window, ``(B, J, 3)`` metres, root-relative."""
+        return self.model.center_frame(self.predict_window(batch["input_2d"]))
+
+    # -- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_decay_every, gamma=hp.lr_decay)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
