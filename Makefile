@@ -55,3 +55,6 @@ format: install ## Apply ruff formatting and safe fixes
 clean: ## Remove caches and build leftovers (keeps .venv, data/ and runs/)
 	rm -rf .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -not -path "./.venv/*" -prune -exec rm -rf {} +
+
+data-2d: install ## Generate the synthetic COCO-format 2D set in data/synthetic_coco (seconds)
+	$(PY) -m datamodules.synthetic_coco --out data/synthetic_coco $(ARGS)

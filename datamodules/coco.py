@@ -381,15 +381,39 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         return asdict(self.aug)
 
 
+def benchmark(ds: CocoKeypoints, num: int = 200, chunk: int = 25) -> float:
+    """Samples/s of ``ds[i]`` in this process (one worker's rate); best chunk, so that other
+    load on a shared machine inflates the figure as little as possible."""
+    import time
+
+    for i in range(min(5, len(ds))):  # warm-up: page cache, lazy imports
+        ds[i]
+    best = float("inf")
+    for start in range(0, num, chunk):
+        t = time.perf_counter()
+        for i in range(start, start + chunk):
+            ds[i % len(ds)]
+        best = min(best, (time.perf_counter() - t) / chunk)
+    return 1.0 / best
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m datamodules.coco verify --root data/coco [--split val]``: list bad images."""
+    """``python -m datamodules.coco verify|stats|bench --root data/coco [--split val]``."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m datamodules.coco")
-    ap.add_argument("command", choices=["verify", "stats"])
+    ap.add_argument("command", choices=["verify", "stats", "bench"])
     ap.add_argument("--root", default="data/coco")
     ap.add_argument("--split", choices=SPLITS, action="append")
+    ap.add_argument("--input-size", type=int, nargs=2, default=[192, 256], metavar=("W", "H"))
     args = ap.parse_args(argv)
+    if args.command == "bench":
+        cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+        ds = CocoKeypoints(args.root, "train", args.input_size, augment=True)
+        rate = benchmark(ds)
+        print(f"train, augmented, {args.input_size[1]}x{args.input_size[0]}: {rate:.0f} samples/s")
+        return 0
     status = 0
     for split in args.split or list(SPLITS):
         ds = CocoKeypoints(args.root, split)

@@ -135,7 +135,14 @@ def warp_sample(
     return img, pts, vis
 
 
+# uint8 value → normalised float per RGB channel: a table lookup is ~10x faster than float math.
+_NORM_LUT = ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).T
+
+
 def normalize_image(crop_bgr: np.ndarray) -> np.ndarray:
     """BGR uint8 ``(h, w, 3)`` → ImageNet-normalised RGB float32 ``(3, h, w)``."""
-    rgb = crop_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
-    return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+    h, w = crop_bgr.shape[:2]
+    out = np.empty((3, h, w), dtype=np.float32)
+    for c in range(3):  # RGB channel c is BGR channel 2 - c
+        np.take(_NORM_LUT[c], crop_bgr[..., 2 - c], out=out[c])
+    return out
