@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> Path:
     from pose2d.checkpoint import load_detector
 
     model = load_detector(a.detector)
-    size = a.input_size or getattr(model, "input_size", None) or (192, 256)
+    from pose3d.infer import detector_input_size
+
+    size = a.input_size or detector_input_size(a.detector)
     est = TopDownEstimator(
         model, tuple(size), not a.no_flip, a.decode, COCO, a.device, a.batch_size
     )

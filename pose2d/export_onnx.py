@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     from pose2d.checkpoint import load_detector
 
     model = load_detector(a.ckpt)
-    w, h = a.input_size or getattr(model, "input_size", None) or (192, 256)
+    from pose3d.infer import detector_input_size
+
+    w, h = a.input_size or detector_input_size(a.ckpt)
     example = torch.randn(2, 3, h, w)
     path = export_onnx(model, example, a.out, "image", "heatmaps", a.opset)
     print(f"wrote {path} (opset {a.opset}, input image (batch, 3, {h}, {w}))")

@@ -63,6 +63,17 @@ def lifter_frames(lifter: nn.Module, default: int | None = None) -> int:
     return int(t)
 
 
+def detector_input_size(path: str | Path, default: tuple[int, int] = (192, 256)) -> tuple[int, int]:
+    """The crop (w, h) the detector was trained at: the data module's ``input_size`` stored in
+    the checkpoint (``datamodule_hyper_parameters``), else ``default``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("datamodule_hyper_parameters", "hyper_parameters"):
+        size = (ckpt.get(key) or {}).get("input_size")
+        if size:
+            return int(size[0]), int(size[1])
+    return default
+
+
 def normalize_per_frame(xy: np.ndarray, frame_size: np.ndarray) -> np.ndarray:
     """Pixels ``(F, J, 2)`` → normalised screen coordinates with each frame's own (w, h)."""
     out = np.empty_like(xy, dtype=np.float32)
@@ -238,7 +249,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     detector = load_detector(a.detector)
     lifter = load_lifter(a.lifter)
     frames_t = lifter_frames(lifter, a.frames)
-    input_size = a.input_size or getattr(detector, "input_size", None) or (192, 256)
+    input_size = a.input_size or detector_input_size(a.detector)
     if a.compile:
         detector, lifter = torch.compile(detector), torch.compile(lifter)
     dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[a.precision]
