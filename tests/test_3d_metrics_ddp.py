@@ -1,4 +1,4 @@
-"""A real 2-process gloo run: H36MMetrics gathered across ranks equals the single-process value."""
+"""Real 2-process gloo runs: metrics gathered across ranks equal the single-process values."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from pose2d.coco_metric import COCOKeypointMetric
 from pose3d.metrics import H36MMetrics, MPI3DHPMetrics
 
 N = 21
@@ -45,9 +46,35 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             m.update(*(d[k][sel] for k in ("pred", "target", "action", "seq", "frame", "index")))
             out = m.compute()
             results[cls.__name__] = {k: float(v) for k, v in out.items() if not isinstance(v, dict)}
+        # COCO: 5 people in 5 images, rank 1 gets a padded copy of person 1
+        kp, ids = _coco_people()
+        coco = COCOKeypointMetric(str(Path(out_dir, "gt.json")), use_nms=False)  # de-dup alone
+        sel = torch.tensor([0, 2, 4] if rank == 0 else [1, 3, 1])
+        coco.update(sel, ids[sel], kp[sel], torch.ones(3), torch.full((3,), 1e4))
+        results["coco"] = coco.compute() | {"n_results": len(coco.results)}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(results))
     finally:
         dist.destroy_process_group()
+
+
+def _coco_people() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    kp = torch.rand(5, 17, 3, generator=gen) * 200 + 50
+    kp[..., 2] = 2.0
+    return kp, torch.arange(1, 6)
+
+
+def _write_coco_gt(path: Path) -> None:
+    kp, ids = _coco_people()
+    anns = [{"id": int(i), "image_id": int(i), "category_id": 1, "iscrowd": 0,
+             "bbox": [50, 50, 200, 200], "area": 30000.0, "num_keypoints": 17,
+             "keypoints": k.reshape(-1).tolist()}
+            for i, k in zip(ids, kp, strict=True)]  # fmt: skip
+    path.write_text(json.dumps({
+        "images": [{"id": int(i), "width": 400, "height": 400} for i in ids],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person"}],
+    }))  # fmt: skip
 
 
 def _free_port() -> int:
@@ -59,6 +86,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_two_rank_gloo_matches_single_process(tmp_path: Path) -> None:
+    _write_coco_gt(tmp_path / "gt.json")
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
     d = _data()
     expected = {}
@@ -74,3 +102,5 @@ def test_two_rank_gloo_matches_single_process(tmp_path: Path) -> None:
             assert got[name]["frames"] == N
             for key, val in vals.items():
                 assert got[name][key] == pytest.approx(val, rel=1e-6), (rank, name, key)
+        assert got["coco"]["n_results"] == 5  # the padded copy is dropped, nothing is lost
+        assert got["coco"]["AP"] == pytest.approx(1.0) and got["coco"]["AR"] == pytest.approx(1.0)
