@@ -58,3 +58,12 @@ clean: ## Remove caches and build leftovers (keeps .venv, data/ and runs/)
 
 data-2d: install ## Generate the synthetic COCO-format 2D set in data/synthetic_coco (seconds)
 	$(PY) -m datamodules.synthetic_coco --out data/synthetic_coco $(ARGS)
+
+KEYPOINTS ?= cpn_ft_h36m_dbb
+prepare-3d: install ## Build the 3D cache: DATA=synthetic (generate, default) | h36m KEYPOINTS=<source> | 3dhp
+	@case "$(DATA)" in \
+	  synthetic) $(PY) -m datamodules.synthetic_h36m --out data/synthetic_h36m --prepare $(ARGS) ;; \
+	  h36m) $(PY) -m datamodules.h36m prepare --root data/h36m --keypoints $(KEYPOINTS) $(ARGS) ;; \
+	  3dhp) $(PY) -m datamodules.mpi_inf_3dhp prepare --root data/mpi_inf_3dhp $(ARGS) ;; \
+	  *) echo "DATA must be synthetic, h36m or 3dhp (got '$(DATA)')"; exit 2 ;; \
+	esac

@@ -138,11 +138,8 @@ class PoseWindowDataset(Dataset):
         cache = self.cache
         seq, frame = self.seq[ids], self.frame[ids]
         rows = window_rows(cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
-        flat = rows.reshape(-1)
-        # Sorted unique rows read the memory map sequentially; the inverse restores the windows.
-        uniq, inverse = np.unique(flat, return_inverse=True)
-        x2d = np.asarray(cache.pos2d[uniq])[inverse].reshape(*rows.shape, -1, 2)
-        x3d = np.asarray(cache.pos3d[uniq])[inverse].reshape(*rows.shape, -1, 3)
+        x2d = np.asarray(cache.pos2d[rows])  # (B, T, J, 2): one fancy-index gather
+        x3d = np.asarray(cache.pos3d[rows])
         if self.flip_prob > 0:
             flip = (torch.rand(len(ids)) < self.flip_prob).numpy()
             if flip.any():
