@@ -12,7 +12,6 @@ from pose3d.sam import SpatialAttentionModule
 from pose3d.tam import TAM_MODES, TemporalAttentionModule
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one thread is faster and immune to oversubscription on a shared box."""
@@ -52,9 +51,20 @@ def test_poseformer_parameter_count(frames: int, expected: int) -> None:
     assert abs(n - paper) <= 2e3
     # Hand count: embed 96 + spatial pos 544 + 4×8544 + LN 64 + temporal pos T·544
     # + 4×2,373,472 + LN 1088 + Conv1d (T+1) + LN 1088 + Linear 27,795.
-    assert n == expected == 96 + 544 + 4 * 8544 + 64 + frames * 544 + 4 * 2_373_472 + 1088 + (
-        frames + 1
-    ) + 1088 + 27_795
+    assert (
+        n
+        == expected
+        == 96
+        + 544
+        + 4 * 8544
+        + 64
+        + frames * 544
+        + 4 * 2_373_472
+        + 1088
+        + (frames + 1)
+        + 1088
+        + 27_795
+    )
 
 
 def test_sam_tam_parameter_cost() -> None:
@@ -156,7 +166,8 @@ def test_tam_frame_mode_equals_hand_formula() -> None:
     tam = TemporalAttentionModule(3, 4, mode="frame")
     x = torch.randn(1, 5, 12)
     p = tam.norm(x.view(1, 5, 3, 4))
-    q, k, v = (p @ w.T + b for w, b in zip(tam.qkv.weight.split(4), tam.qkv.bias.split(4)))
+    ws, bs = tam.qkv.weight.split(4), tam.qkv.bias.split(4)
+    q, k, v = (p @ w.T + b for w, b in zip(ws, bs, strict=True))
     c = torch.einsum("tjd,sjd->ts", q[0], k[0]) / (12**0.5)
     expected = x[0] + (c.softmax(-1) @ v[0].reshape(5, 12))
     torch.testing.assert_close(tam(x)[0], expected, atol=1e-5, rtol=1e-5)
