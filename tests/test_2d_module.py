@@ -173,3 +173,22 @@ def test_checkpoint_roundtrip_and_predict(tmp_path):
     out = trainer.predict(module, dataloaders=dm.val_dataloader())
     assert out[0]["keypoints"].shape == (4, 17, 3)
     assert torch.equal(out[0]["index"], torch.arange(4))
+
+
+def test_table_row_columns_in_paper_order():
+    from pose2d.table import table_row
+
+    m = {"val/AP": 0.757, "val/AR": 0.806, "val/AP50": 0.906, "val/AP75": 0.821,
+         "val/APl": 0.824, "val/APm": 0.713}  # fmt: skip
+    row = table_row(m, 28_539_425, "HRNet-W32+CAM(paper)", "256×192", "det").splitlines()[-1]
+    assert (
+        row == "| HRNet-W32+CAM(paper) | det | 28.54M | 256×192 | 75.7 | 80.6 | 90.6 | 82.1 "
+        "| 82.4 | 71.3 |"
+    )
+
+
+def test_bench_runs_on_cpu():
+    from pose2d.bench import bench_train_step
+
+    r = bench_train_step(batch=2, input_hw=(64, 64), steps=1, warmup=1, device="cpu", **TINY)
+    assert r["images_per_s"] > 0 and r["peak_memory_mb"] > 0 and r["device"].startswith("CPU")

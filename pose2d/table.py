@@ -1,0 +1,65 @@
+"""Print one row in the columns of the paper's Table I from a run's ``metrics.json``.
+
+``python -m pose2d.table runs/pose2d/<run>/metrics.json --ckpt best.ckpt --boxes det``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+COLUMNS = ("AP", "AR", "AP50", "AP75", "APl", "APm")  # Table I order: AP AR AP50 AP75 APL APM
+
+
+def table_row(metrics: dict, params: int | None, name: str, input_size: str, boxes: str) -> str:
+    """Markdown header + row; metric values in percent with one decimal."""
+    vals = []
+    for c in COLUMNS:
+        v = metrics.get(f"val/{c}", metrics.get(f"test/{c}"))
+        vals.append("-" if v is None else f"{100 * float(v):.1f}")
+    p = "-" if params is None else f"{params / 1e6:.2f}M"
+    head = "| model | boxes | #Params | input | AP | AR | AP50 | AP75 | APL | APM |"
+    sep = "|---" * 10 + "|"
+    return "\n".join([head, sep, f"| {name} | {boxes} | {p} | {input_size} | " + " | ".join(vals)
+                      + " |"])  # fmt: skip
+
+
+def describe_checkpoint(path: str | Path) -> tuple[str, str, int]:
+    """(model name, input size, parameter count) from a HeatmapModule checkpoint."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    hp = ckpt.get("hyper_parameters", {})
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    params = sum(
+        v.numel()
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("model.") and not k.endswith(buffers)
+    )
+    cam = hp.get("cam_placement", "none")
+    name = f"HRNet-W{hp.get('width', '?')}" + ("" if cam == "none" else f"+CAM({cam})")
+    size = hp.get("input_size") or ckpt.get("datamodule_hyper_parameters", {}).get("input_size")
+    size_s = f"{size[1]}×{size[0]}" if size else "-"
+    return name, size_s, params
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(prog="python -m pose2d.table", description=__doc__)
+    ap.add_argument("metrics_json")
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--boxes", default="det")
+    args = ap.parse_args(argv)
+    path = Path(args.metrics_json)
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: did the validate run finish?")
+    data = json.loads(path.read_text())
+    metrics = data.get("validate") or data.get("test") or {}
+    name, size, params = describe_checkpoint(args.ckpt)
+    row = table_row(metrics, params, name, size, args.boxes)
+    print(row)
+    return row
+
+
+if __name__ == "__main__":
+    main()
