@@ -135,14 +135,13 @@ def warp_sample(
     return img, pts, vis
 
 
-# uint8 value → normalised float per RGB channel: a table lookup is ~10x faster than float math.
+# uint8 value → normalised float per RGB channel: a table lookup (cv2.LUT on contiguous planes)
+# is ~10x faster than float arithmetic on the interleaved image.
 _NORM_LUT = ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).T
+_NORM_LUT_ROWS = [np.ascontiguousarray(_NORM_LUT[c][None]) for c in range(3)]  # (1, 256) each
 
 
 def normalize_image(crop_bgr: np.ndarray) -> np.ndarray:
     """BGR uint8 ``(h, w, 3)`` → ImageNet-normalised RGB float32 ``(3, h, w)``."""
-    h, w = crop_bgr.shape[:2]
-    out = np.empty((3, h, w), dtype=np.float32)
-    for c in range(3):  # RGB channel c is BGR channel 2 - c
-        np.take(_NORM_LUT[c], crop_bgr[..., 2 - c], out=out[c])
-    return out
+    planes = cv2.split(crop_bgr)  # B, G, R
+    return np.stack([cv2.LUT(planes[2 - c], _NORM_LUT_ROWS[c]) for c in range(3)])
