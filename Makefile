@@ -86,7 +86,7 @@ POSE2D_EVAL_DIR = runs/pose2d/eval-$(BACKBONE)-$(DATA)-$(BOXES)
 
 .PHONY: train-2d eval-2d bench-2d
 train-2d: install ## Train the 2D detector (BACKBONE=w32|w48 CAM= DATA=coco|synthetic GPUS PRECISION ARGS)
-	$(POSE2D_ENV) $(PY) -m pose2d fit --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) $(if $(CAM),--model.cam_placement=$(CAM)) $(ARGS)
+	$(POSE2D_ENV) $(PY) -m pose2d fit --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) $(if $(CAM),--model.cam_placement=$(CAM)) $(RESUME_ARG) $(ARGS)
 
 eval-2d: install ## Evaluate CKPT on COCO val (BOXES=gt|det) and print a Table I row
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
@@ -95,3 +95,20 @@ eval-2d: install ## Evaluate CKPT on COCO val (BOXES=gt|det) and print a Table I
 
 bench-2d: install ## Train-step images/s and peak memory of the 2D detector (CUDA if present, else tiny CPU run)
 	$(POSE2D_ENV) $(PY) -m pose2d.bench --width $(patsubst w%,%,$(BACKBONE)) $(if $(CAM),--cam $(CAM)) $(if $(filter 0 32 32-true,$(PRECISION)),,--precision $(PRECISION)) $(ARGS)
+
+
+# --- sweeps / ablations (Tables VI-X) --------------------------------------------------------------
+SWEEP ?= table8
+RESUME ?= 0
+RESUME_ARG = $(if $(filter 1 yes true,$(RESUME)),--ckpt_path=last)
+SWEEP_PROJECT = $(if $(filter table7,$(SWEEP)),attnpose-2d,attnpose-3d)
+
+.PHONY: sweep ablate
+sweep: install ## Create the W&B sweep SWEEP=table6..table10 (configs/sweeps/) and run an agent here (needs wandb login)
+	@out=$$(PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/wandb sweep --project $(SWEEP_PROJECT) configs/sweeps/$(SWEEP).yaml 2>&1); \
+	echo "$$out"; id=$$(echo "$$out" | sed -n 's/.*wandb agent \([^ ]*\).*/\1/p' | tail -1); \
+	test -n "$$id" || { echo "wandb sweep gave no sweep id"; exit 1; }; \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/wandb agent $$id
+
+ablate: install ## Run the grid of SWEEP locally, no W&B server (GPUS=N: N points at once, ARGS passed on); table in runs/ablate/
+	$(PY) -m callbacks.ablate configs/sweeps/$(SWEEP).yaml --gpus $(GPUS) -- $(ARGS)
