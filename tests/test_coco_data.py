@@ -297,3 +297,43 @@ def test_datamodule_generates_synthetic_set_on_first_use(tmp_path):
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) > 0 and len(dm.val_set) > 0
+
+
+def test_verify_command_lists_bad_files(synthetic_root, tmp_path, capsys):
+    import shutil
+
+    from datamodules.coco import main
+
+    root = tmp_path / "copy"
+    shutil.copytree(synthetic_root, root)
+    bad = root / "val2017" / f"{1_000_002:012d}.jpg"
+    bad.write_bytes(b"")
+    assert main(["verify", "--root", str(root), "--split", "val"]) == 1
+    out = capsys.readouterr().out
+    assert f"BAD {bad}" in out and "val: 1 unreadable images" in out
+    assert main(["verify", "--root", str(root), "--split", "train"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_multiworker_loader_survives_corrupt_image_and_varies_augmentation(
+    synthetic_root, tmp_path
+):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(synthetic_root, root)
+    (root / "train2017" / f"{3:012d}.jpg").write_bytes(b"garbage")
+    dm = CocoKeypointsDataModule(root=str(root), batch_size=4, num_workers=2)
+    dm.setup("fit")
+    batches = [b for _ in range(2) for b in dm.train_dataloader()]
+    seen = torch.cat([b["index"] for b in batches])
+    bad_idx = set(np.nonzero(dm.train_set.file_name == f"{3:012d}.jpg")[0].tolist())
+    assert bad_idx and not (set(seen.tolist()) & bad_idx)
+    # Same sample in two epochs gets different augmentation (per-worker, per-epoch RNG).
+    first = {int(i): b["image"][k] for b in batches[: len(batches) // 2]
+             for k, i in enumerate(b["index"])}  # fmt: skip
+    second = {int(i): b["image"][k] for b in batches[len(batches) // 2 :]
+              for k, i in enumerate(b["index"])}  # fmt: skip
+    common = set(first) & set(second)
+    assert common and all(not torch.equal(first[i], second[i]) for i in common)
