@@ -322,6 +322,13 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         b = self.hparams.val_boxes
         return "gt" if b == "gt" else Path(b).name
 
+    @property
+    def test_box_source(self) -> str:
+        """Box source of ``test``/``predict`` (differs from :attr:`box_source` only when
+        ``test_boxes`` is set)."""
+        b = self.hparams.test_boxes or self.hparams.val_boxes
+        return "gt" if b == "gt" else Path(b).name
+
     # -- Lightning hooks -------------------------------------------------------------------------
     def prepare_data(self) -> None:
         if self.hparams.synthetic and not ann_path(self.root, "val").exists():

@@ -63,6 +63,7 @@ def get_affine_transform(
     scale: np.ndarray,
     rot_deg: float,
     output_size_wh: tuple[int, int] | np.ndarray,
+    *,
     shift: tuple[float, float] = (0.0, 0.0),
     inv: bool = False,
 ) -> np.ndarray:
@@ -70,8 +71,9 @@ def get_affine_transform(
 
     ``center`` (2,), ``scale`` (2,) in image px, ``rot_deg`` counter-clockwise in the image
     (the crop is taken from a box rotated by ``rot_deg``), ``output_size_wh`` = (w, h).
-    Built from three point pairs exactly like the official code (it solves in float64 instead of
-    ``cv2.getAffineTransform``'s float32, so round trips are exact to ~1e-12).
+    ``shift``/``inv`` are keyword-only (the official positional order has ``shift`` before
+    ``inv``, an easy slip). Built from three point pairs exactly like the official code (solved
+    in float64 instead of ``cv2.getAffineTransform``'s float32: round trips exact to ~1e-12).
     """
     center = np.asarray(center, dtype=np.float64)
     scale = np.asarray(scale, dtype=np.float64)
@@ -98,6 +100,7 @@ def get_udp_transform(
     scale: np.ndarray,
     rot_deg: float,
     output_size_wh: tuple[int, int] | np.ndarray,
+    *,
     inv: bool = False,
 ) -> np.ndarray:
     """UDP warp ``(2, 3)``: ``x_out = R(-rot) (x - c) * (out - 1) / scale + (out - 1) / 2``.
