@@ -112,3 +112,32 @@ sweep: install ## Create the W&B sweep SWEEP=table6..table10 (configs/sweeps/) a
 
 ablate: install ## Run the grid of SWEEP locally, no W&B server (GPUS=N: N points at once, ARGS passed on); table in runs/ablate/
 	$(PY) -m callbacks.ablate configs/sweeps/$(SWEEP).yaml --gpus $(GPUS) -- $(ARGS)
+
+
+# --- the system: inference, demo, our 2D keypoints for the lifter (Table V), ONNX -------------------
+INPUT       ?=
+DET_CKPT    ?= runs/demo/2d/checkpoints/last.ckpt
+LIFT_CKPT   ?= runs/demo/3d/checkpoints/last.ckpt
+INFER_BOXES ?= full
+INFER_OUT   ?= runs/infer
+RENDER      ?= data/h36m_render
+KP_NAME     ?= ours
+RENDER_ARGS ?= --actions Directions Greeting Walking --max-frames 80
+
+.PHONY: demo infer render-h36m export-2d-keypoints export-onnx
+demo: install ## Whole system on synthetic data: train small 2D+3D (or reuse runs/demo), render a clip, infer, pictures
+	$(PY) -m pose3d.demo $(ARGS)
+
+infer: install ## Image/video → 2D → 3D + pictures: INPUT= DET_CKPT= LIFT_CKPT= INFER_BOXES=full|coco_json:PATH INFER_OUT=
+	@test -n "$(INPUT)" || { echo "set INPUT=video.mp4 | image folder | image"; exit 2; }
+	$(PY) -m pose3d.infer --input "$(INPUT)" --detector $(DET_CKPT) --lifter $(LIFT_CKPT) --out $(INFER_OUT) --boxes $(INFER_BOXES) $(ARGS)
+
+render-h36m: install ## Table V step 1: render data/synthetic_h36m as H36M-style videos into RENDER= (RENDER_ARGS subset)
+	$(PY) -m datamodules.render_h36m --source data/synthetic_h36m --out $(RENDER) $(RENDER_ARGS)
+
+export-2d-keypoints: install ## Table V step 2: DET_CKPT over RENDER= videos → RENDER/data_2d_h36m_$(KP_NAME).npz
+	$(PY) -m pose2d.export_keypoints --root $(RENDER) --detector $(DET_CKPT) --name $(KP_NAME) $(ARGS)
+
+export-onnx: install ## Both networks to ONNX (opset 17, dynamic batch) + onnxruntime parity (needs .[deploy])
+	$(PY) -m pose2d.export_onnx --ckpt $(DET_CKPT) --out runs/onnx/detector.onnx --check
+	$(PY) -m pose3d.export_onnx --ckpt $(LIFT_CKPT) --out runs/onnx/lifter.onnx --check
