@@ -64,13 +64,14 @@ def missing_dataset_message(root: str | Path) -> str:
 
 
 def _sequence(name: str, cam: str, d2: np.ndarray, d3: np.ndarray, path: Path) -> tuple:
+    """Checked ``(F, 17, 2)`` px and ``(F, 17, 3)`` mm arrays (extra 2D channels are dropped)."""
     d2, d3 = np.asarray(d2, np.float64), np.asarray(d3, np.float64)
-    if d2.ndim != 3 or d2.shape[1:] != (17, 2) or d3.shape != (len(d2), 17, 3):
+    if d2.ndim != 3 or d2.shape[1] != 17 or d2.shape[2] < 2 or d3.shape != (len(d2), 17, 3):
         raise ValueError(
             f"{path}: {name} camera {cam} has data_2d {d2.shape} and data_3d "
             f"{d3.shape}; expected (F, 17, 2) and (F, 17, 3)"
         )
-    return d2, d3
+    return d2[..., :2], d3
 
 
 def prepare_3dhp(root: str | Path) -> Path:

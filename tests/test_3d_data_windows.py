@@ -128,3 +128,17 @@ def test_dataloader_gathers_whole_batches_and_pickles_without_arrays(tmp_path):
     batches = list(DataLoader(ds, batch_size=4, collate_fn=collate_batched))
     assert [len(b["index"]) for b in batches] == [4, 4, 2]
     assert torch.cat([b["index"] for b in batches]).tolist() == list(range(10))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_worker_processes_reopen_the_cache_and_see_every_sample_once(tmp_path):
+    folder, _ = _tiny_cache(tmp_path)
+    seq, frame = build_samples(np.array([4, 6]))
+    ds = PoseWindowDataset(folder, seq, frame, np.array([0, 1]), 3, H36M, flip_prob=0.5)
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate_batched,
+                        persistent_workers=True)  # fmt: skip
+    for _ in range(2):  # two epochs through the persistent workers
+        batches = list(loader)
+        assert sorted(torch.cat([b["index"] for b in batches]).tolist()) == list(range(10))
+        assert all(b["input_2d"].shape[1:] == (3, 17, 2) for b in batches)
