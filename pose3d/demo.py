@@ -6,7 +6,7 @@
 2. renders a short synthetic clip (a test subject, one camera) with ``datamodules.render_h36m``;
 3. runs ``python -m pose3d.infer`` on it and prints where the pictures and arrays are.
 
-    python -m pose3d.demo [--out runs/demo] [--epochs-2d 4] [--epochs-3d 2] [--frames 100]
+    python -m pose3d.demo [--out runs/demo] [--epochs-2d 4] [--epochs-3d 2] [--batches-3d 150]
 """
 
 from __future__ import annotations
@@ -43,22 +43,24 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--epochs-2d", type=int, default=4)
     p.add_argument("--epochs-3d", type=int, default=2)
     p.add_argument("--frames", type=int, default=100, help="length of the rendered clip")
+    p.add_argument("--batches-3d", type=int, default=150, help="train batches per 3D epoch")
     p.add_argument("--retrain", action="store_true", help="train even if checkpoints exist")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     out = Path(a.out)
     t0 = time.perf_counter()
     ckpts = {}
-    for key, package, config, epochs in (
-        ("2d", "pose2d", "configs/pose2d/synthetic.yaml", a.epochs_2d),
-        ("3d", "pose3d", "configs/pose3d/synthetic.yaml", a.epochs_3d),
+    limit_3d = [f"--trainer.limit_train_batches={a.batches_3d}"]
+    for key, package, config, epochs, extra in (
+        ("2d", "pose2d", "configs/pose2d/synthetic.yaml", a.epochs_2d, []),
+        ("3d", "pose3d", "configs/pose3d/synthetic.yaml", a.epochs_3d, limit_3d),
     ):
         last = out / key / "checkpoints" / "last.ckpt"
         if last.is_file() and not a.retrain:
             print(f"reusing {last} (--retrain to train again)")
             ckpts[key] = last
         else:
-            ckpts[key] = _train(package, config, out / key, epochs, [])
+            ckpts[key] = _train(package, config, out / key, epochs, extra)
     t_train = time.perf_counter() - t0
 
     from datamodules.render_h36m import render_h36m
