@@ -141,3 +141,24 @@ export-2d-keypoints: install ## Table V step 2: DET_CKPT over RENDER= videos →
 export-onnx: install ## Both networks to ONNX (opset 17, dynamic batch) + onnxruntime parity (needs .[deploy])
 	$(PY) -m pose2d.export_onnx --ckpt $(DET_CKPT) --out runs/onnx/detector.onnx --check
 	$(PY) -m pose3d.export_onnx --ckpt $(LIFT_CKPT) --out runs/onnx/lifter.onnx --check
+
+
+# --- 3D lifter (PoseFormer + SAM/TAM) -------------------------------------------------------------
+POSE3D_CFG = configs/pose3d/$(if $(filter synthetic,$(DATA)),synthetic,$(if $(filter 3dhp,$(DATA)),3dhp,paper)).yaml
+POSE3D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.devices=1,--trainer.accelerator=gpu --trainer.devices=$(GPUS)$(if $(filter 1,$(GPUS)),, --trainer.strategy=ddp))
+# FRAMES applies to h36m/3dhp always, to synthetic only when given explicitly (its config uses 9).
+POSE3D_FRAMES = $(if $(or $(filter-out synthetic,$(DATA)),$(filter command line environment,$(origin FRAMES))),--data.init_args.frames=$(FRAMES))
+POSE3D_DATA = $(POSE3D_FRAMES) $(if $(filter h36m,$(DATA)),--data.init_args.keypoints=$(KEYPOINTS))
+POSE3D_EVAL_DIR = runs/pose3d/eval-$(DATA)
+
+.PHONY: train-3d eval-3d bench-3d
+train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS GPUS PRECISION ARGS)
+	$(PY) -m pose3d fit --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) $(ARGS)
+
+eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per action) or Table IV (3DHP) row
+	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
+	$(PY) -m pose3d test --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) --ckpt_path=$(CKPT) --run.dir=$(POSE3D_EVAL_DIR) $(ARGS)
+	$(PY) -m pose3d.report $(POSE3D_EVAL_DIR)/metrics.json
+
+bench-3d: install ## Lifter train-step seq/s + peak memory, full model vs PoseFormer (CUDA if present, else tiny CPU)
+	$(PY) -m pose3d.bench $(ARGS)

@@ -1,0 +1,54 @@
+"""Print the paper's tables from a run's ``metrics.json`` (written by the CLI after test).
+
+    python -m pose3d.report runs/pose3d/eval/metrics.json [--stage test]
+
+Human3.6M → Table II layout (P1, P2, MPJVE per action + action-wise Avg.); MPI-INF-3DHP →
+Table IV row (PCK, AUC, MPJPE pooled over all frames). Uses ``pose3d.tables``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from datamodules.skeleton import H36M_ACTIONS
+from pose3d.tables import format_3dhp_row, format_h36m_table
+
+
+def tables_from_metrics(metrics: dict[str, float], stage: str = "test") -> str:
+    """Markdown for one stage's flat ``<stage>/<metric>[/<group>]`` keys."""
+    pre = f"{stage}/"
+    if f"{pre}pck" in metrics:
+        return format_3dhp_row({k: metrics[pre + k] for k in ("pck", "auc", "mpjpe")})
+    per_action: dict[str, dict[str, float]] = {}
+    for key, val in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == stage and parts[2] in H36M_ACTIONS and val is not None:
+            per_action.setdefault(parts[2], {})[parts[1]] = float(val)
+    avg = {k: metrics.get(pre + k) for k in ("mpjpe", "p_mpjpe", "mpjve")}
+    avg = {k: float("nan") if v is None else float(v) for k, v in avg.items()}
+    frames = metrics.get(pre + "mpjpe_framewise")
+    table = format_h36m_table(per_action, avg)
+    if frames is not None:
+        table += f"\n\nFrame-wise MPJPE: {float(frames):.1f} mm (Avg. above is action-wise)"
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m pose3d.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("metrics_json", type=Path)
+    p.add_argument("--stage", default="test", choices=["test", "val"])
+    a = p.parse_args(argv)
+    if not a.metrics_json.is_file():
+        raise SystemExit(f"no metrics file at {a.metrics_json} (run `python -m pose3d test` first)")
+    data = json.loads(a.metrics_json.read_text())
+    section = data.get("test" if a.stage == "test" else "validate") or {}
+    if not section:
+        raise SystemExit(f"{a.metrics_json} has no {a.stage} metrics")
+    print(tables_from_metrics(section, a.stage))
+
+
+if __name__ == "__main__":
+    main()
