@@ -76,6 +76,7 @@ def test_pose3d_ddp_fit_and_metrics_match_single_process(tmp_path: Path) -> None
             "--trainer.limit_train_batches=3",
             "--trainer.limit_val_batches=1",
             "--data.test_subjects=[S9]",
+            "--trainer.precision=bf16-mixed",  # PRECISION=bf16-mixed path, DDP + autocast
         ]
     )
     last = fit_dir / "checkpoints" / "last.ckpt"
@@ -83,6 +84,8 @@ def test_pose3d_ddp_fit_and_metrics_match_single_process(tmp_path: Path) -> None
     assert ckpt["global_step"] == 3 and ckpt["hyper_parameters"]["frames"] == 9
     assert math.isfinite(_metrics(fit_dir)["val/mpjpe"])
     assert len(list((fit_dir / "csv").glob("version_*"))) == 1  # rank 0 logs alone
+    info = json.loads((fit_dir / "run_info.json").read_text())
+    assert info["world_size"] == 2 and info["precision"] == "bf16-mixed"
 
     val = [POSE3D[0], POSE3D[1], "validate", *POSE3D[2:], data, *CPU, f"--ckpt_path={last}"]
     _run([*val, *DDP, f"--run.dir={tmp_path / 'v2'}"])
@@ -128,7 +131,6 @@ def test_pose2d_ddp_fit_and_metrics_match_single_process(tmp_path: Path) -> None
             "--trainer.max_epochs=1",
             "--trainer.limit_train_batches=2",
             "--trainer.limit_val_batches=1",
-            "--trainer.sync_batchnorm=true",
         ]
     )
     last = fit_dir / "checkpoints" / "last.ckpt"
