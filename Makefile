@@ -153,7 +153,7 @@ POSE3D_EVAL_DIR = runs/pose3d/eval-$(DATA)
 
 .PHONY: train-3d eval-3d bench-3d
 train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS GPUS PRECISION ARGS)
-	$(PY) -m pose3d fit --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) $(ARGS)
+	$(PY) -m pose3d fit --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) $(RESUME_ARG) $(ARGS)
 
 eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per action) or Table IV (3DHP) row
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
