@@ -68,6 +68,30 @@ def bench(
     return {"seq_per_s": batch / statistics.median(times), "peak_gib": peak, "params": params}
 
 
+def saved_activation_bytes(
+    name: str, batch: int, frames: int, precision: str = "bf16", **model_kw
+) -> int:
+    """Bytes autograd keeps for the backward pass of one training forward + loss (any device:
+    counted with saved-tensor hooks, each storage once). Difference two batch sizes to get the
+    per-sequence cost, which scales linearly to large batches."""
+    model = PoseLifter(frames, **MODELS[name], **model_kw).train()
+    seen: dict[tuple[int, int], int] = {}
+    params = {p.data_ptr() for p in model.parameters()}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            seen[(ptr, t.device.index or 0)] = t.untyped_storage().nbytes()
+        return t
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    x = torch.randn(batch, frames, 17, 2)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            LiftingLoss()(model(x), torch.zeros(batch, frames, 17, 3))["loss"]
+    return sum(seen.values())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m pose3d.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -80,7 +104,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--steps", type=int, default=10 if cuda else 2)
     p.add_argument("--warmup", type=int, default=3 if cuda else 1)
+    p.add_argument("--activations", action="store_true",
+                   help="instead: count saved activations per sequence (CPU) and extrapolate "
+                   "to --batch")  # fmt: skip
     a = p.parse_args(argv)
+    if a.activations:
+        print(f"| model | T | precision | saved activations per sequence | × B={a.batch} |")
+        print("|---|---|---|---|---|")
+        for frames in a.frames:
+            for m in a.models:
+                per = saved_activation_bytes(m, 2, frames, a.precision) - saved_activation_bytes(
+                    m, 1, frames, a.precision
+                )
+                print(f"| {m} | {frames} | {a.precision} | {per / 2**20:.1f} MiB | "
+                      f"{per * a.batch / 2**30:.1f} GiB |", flush=True)  # fmt: skip
+        return
     device = torch.device("cuda" if cuda else "cpu")
     name = torch.cuda.get_device_name(0) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; precision {a.precision}; "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from pose3d.blocks import POSITIONS, Block
 from pose3d.sam import SpatialAttentionModule
@@ -43,6 +44,8 @@ class PoseLifter(nn.Module):
         head: "sequence" (paper: per-frame regression) or "center" (PoseFormer weighted mean).
         attn_impl: "auto" | "sdpa" | "math"; attn_chunk: max items per fused call (None: safe
             default on CUDA). See ``pose3d.attention``.
+        activation_checkpointing: recompute each block in the backward pass instead of storing
+            its activations (less memory for long windows / big batches, ~1/3 more compute).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class PoseLifter(nn.Module):
         head: str = "sequence",
         attn_impl: str = "auto",
         attn_chunk: int | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if not (1 <= frames <= MAX_FRAMES and frames % 2 == 1):
@@ -87,6 +91,7 @@ class PoseLifter(nn.Module):
             out_chans,
             head,
         )
+        self.activation_checkpointing = activation_checkpointing
         width = num_joints * spatial_dim
 
         def block(dim: int, heads: int, dp: float, extra: nn.Module | None, pos: str) -> Block:
@@ -142,17 +147,22 @@ class PoseLifter(nn.Module):
         # Spatial stage: every frame on its own, tokens = joints.
         s = self.pos_drop(self.joint_embed(x.reshape(b * t, j, c)) + self.spatial_pos)
         for blk in self.spatial_blocks:
-            s = blk(s)
+            s = self._run(blk, s)
         s = self.spatial_norm(s)
         # Temporal stage: tokens = frames, each the joint-major concatenation of joint features.
         z = self.pos_drop(s.reshape(b, t, -1) + self.temporal_pos)
         for blk in self.temporal_blocks:
-            z = blk(z)
+            z = self._run(blk, z)
         z = self.temporal_norm(z)
         if self.weighted_mean is not None:
             z = self.weighted_mean(z)  # (B, 1, C)
         out = self.head_linear(self.head_norm(z))
         return out.reshape(b, z.shape[1], j, self.out_chans)
+
+    def _run(self, blk: nn.Module, x: Tensor) -> Tensor:
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(blk, x, use_reentrant=False)
+        return blk(x)
 
     def center_frame(self, pred: Tensor) -> Tensor:
         """The prediction of the window's centre frame: ``(B, T|1, J, 3)`` → ``(B, J, 3)``."""

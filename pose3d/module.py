@@ -52,6 +52,7 @@ class LiftingModule(pl.LightningModule):
         head: str = "sequence",
         attn_impl: str = "auto",
         attn_chunk: int | None = None,
+        activation_checkpointing: bool = False,
         lambda_s: float = 1.0,
         lambda_t: float = 1.0,
         lambda_v: float = 0.0,
@@ -76,6 +77,7 @@ class LiftingModule(pl.LightningModule):
             sam_position=sam_position, sam_kernel=sam_kernel, sam_groups=sam_groups,
             use_tam=use_tam, tam_position=tam_position, tam_mode=tam_mode, head=head,
             attn_impl=attn_impl, attn_chunk=attn_chunk,
+            activation_checkpointing=activation_checkpointing,
         )  # fmt: skip
         self.criterion = LiftingLoss(hp.lambda_s, hp.lambda_t, hp.lambda_v)
         self.metrics: H36MMetrics | MPI3DHPMetrics | None = None

@@ -220,3 +220,27 @@ def test_tiny_model_overfits_one_batch() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_activation_checkpointing_same_output_and_grads() -> None:
+    x = torch.randn(2, 5, 17, 2)
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = PoseLifter(5, activation_checkpointing=ckpt, **TINY)
+        out = model(x)
+        out.square().sum().backward()
+        grads.append((out.detach(), model.joint_embed.weight.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_saved_activations_scale_with_batch_and_sam_tam_cost_memory() -> None:
+    from pose3d.bench import saved_activation_bytes
+
+    one = saved_activation_bytes("poseformer", 1, 9, "32")
+    two = saved_activation_bytes("poseformer", 2, 9, "32")
+    three = saved_activation_bytes("poseformer", 3, 9, "32")
+    assert two - one == three - two > 0  # linear in batch: per-sequence cost is well defined
+    ours = saved_activation_bytes("ours", 2, 9, "32") - saved_activation_bytes("ours", 1, 9, "32")
+    assert ours > two - one
