@@ -77,7 +77,7 @@ def default_run_name(config_files: Sequence[str | os.PathLike] = ()) -> str:
 
 def default_loggers(
     run_dir: str,
-    name: str,
+    name: str | None,
     project: str,
     entity: str | None = None,
     tags: Sequence[str] = (),
@@ -177,9 +177,11 @@ class PoseCLI(LightningCLI):
 
         logger = config.get("logger")
         if logger is None or logger is True:
+            # inside a sweep agent keep W&B's own run name (the folder is named by the run id)
+            wandb_name = None if opts.name == os.environ.get("WANDB_RUN_ID") else opts.name
             logger = default_loggers(
                 run_dir,
-                opts.name,
+                wandb_name,
                 opts.project,
                 opts.entity,
                 opts.tags,
