@@ -231,3 +231,46 @@ def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
         best["val/mpjpe"]
         <= json.loads((run_dir / "metrics.json").read_text())["validate"]["val/mpjpe"] + 1e-6
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "run"
+    args = [
+        "fit",
+        f"--run.dir={run_dir}",
+        "--trainer.accelerator=cpu",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--media.every_n_epochs=1",
+        "--media.num_samples=3",
+    ]
+    links = [("data.frames", "model.frames")]
+    run_cli(
+        ToyModule, ToyData, links=links, args=[*args, "--trainer.max_epochs=1"], monitor="val/mpjpe"
+    )
+    import wandb
+
+    wandb.finish()
+    (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
+    run_id = json.loads((run_dir / "run_info.json").read_text())["wandb_run_id"]
+    assert offline.name.endswith(run_id) and (offline / f"run-{run_id}.wandb").is_file()
+    media = offline / "files" / "media"
+    assert len(list((media / "images" / "val" / "media").glob("skeleton_3d_*.png"))) == 3
+    assert len(list((media / "table" / "val").glob("per_group_*.table.json"))) == 1
+    assert not (run_dir / "csv").exists()  # W&B is the logger; CSV only when disabled
+
+    run_cli(
+        ToyModule,
+        ToyData,
+        links=links,
+        args=[*args, "--trainer.max_epochs=2", "--ckpt_path=last"],
+        monitor="val/mpjpe",
+    )
+    wandb.finish()
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)  # same W&B run
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
