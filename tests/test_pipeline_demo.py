@@ -15,7 +15,7 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     out = main(["--out", str(tmp_path / "demo"), "--epochs-2d", "1", "--epochs-3d", "1",
-                "--frames", "30"])  # fmt: skip
+                "--frames", "30", "--batches-3d", "20"])  # fmt: skip
     with np.load(out / "results.npz") as z:
         assert z["keypoints_2d"].shape == (30, 17, 3) and z["pose_3d"].shape == (30, 17, 3)
         assert np.isfinite(z["pose_3d"]).all()
