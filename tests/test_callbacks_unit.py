@@ -274,3 +274,19 @@ def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, mo
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)  # same W&B run
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.gpu
+def test_throughput_peak_memory_and_guard_under_fp16_on_cuda(tmp_path: Path) -> None:
+    logger = CSVLogger(save_dir=str(tmp_path), name="csv")
+    callbacks = [Throughput(log_every_n_steps=2), NonFiniteGuard(dirpath=str(tmp_path))]
+    trainer = _trainer(
+        tmp_path, accelerator="gpu", devices=1, precision="16-mixed", logger=logger,
+        callbacks=callbacks,
+    )  # fmt: skip
+    trainer.fit(ToyModule(), ToyData())
+    header = (Path(logger.log_dir) / "metrics.csv").read_text().splitlines()
+    cols = header[0].split(",")
+    assert "perf/peak_gpu_mem_gib" in cols
+    i = cols.index("perf/peak_gpu_mem_gib")
+    assert max(float(r.split(",")[i]) for r in header[1:] if r.split(",")[i]) > 0
