@@ -23,6 +23,7 @@ On top of plain LightningCLI every run gets (see docs/training.md):
 from __future__ import annotations
 
 import json
+import netrc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,35 @@ def default_run_name(config_files: Sequence[str | os.PathLike] = ()) -> str:
     return "+".join(stems) if stems else "default"
 
 
+def wandb_credentials_present() -> bool:
+    """An API key in the environment or a ``~/.netrc`` entry for the W&B host (``wandb login``)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].rstrip("/")
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def default_wandb_mode() -> str:
+    """``$WANDB_MODE`` stays the one switch; when it is unset and nobody is logged in, it is set
+    to ``offline`` (runs sync later with ``wandb sync``) instead of stopping at a login prompt.
+
+    The value is written to the environment, so DDP ranks started afterwards inherit it.
+    """
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    if not mode:
+        mode = "online" if wandb_credentials_present() else "offline"
+        if mode == "offline":
+            print(
+                "W&B: not logged in and WANDB_MODE unset -> WANDB_MODE=offline "
+                "(set WANDB_MODE=online after `wandb login`, or disabled for CSV only)"
+            )
+        os.environ["WANDB_MODE"] = mode
+    return mode
+
+
 def default_loggers(
     run_dir: str,
     name: str | None,
@@ -87,6 +117,7 @@ def default_loggers(
 
     Never passes ``offline=True``: that would overwrite ``WANDB_MODE`` (``disabled`` included).
     """
+    default_wandb_mode()
     if os.environ.get("WANDB_MODE", "").strip().lower() == "disabled":
         return [CSVLogger(save_dir=run_dir, name="csv")]
     kwargs = {"id": resume_id, "resume": "allow"} if resume_id else {}

@@ -290,3 +290,18 @@ def test_throughput_peak_memory_and_guard_under_fp16_on_cuda(tmp_path: Path) -> 
     assert "perf/peak_gpu_mem_gib" in cols
     i = cols.index("perf/peak_gpu_mem_gib")
     assert max(float(r.split(",")[i]) for r in header[1:] if r.split(",")[i]) > 0
+
+
+def test_wandb_mode_defaults_to_offline_without_login(monkeypatch, tmp_path):
+    from callbacks import cli
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert cli.default_wandb_mode() == "offline"
+    assert os.environ["WANDB_MODE"] == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert cli.default_wandb_mode() == "disabled"  # an explicit choice is never overridden
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert cli.default_wandb_mode() == "online"
