@@ -21,10 +21,9 @@ from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 
+from datamodules.coco_transforms import IMAGENET_MEAN_RGB as IMAGENET_MEAN
+from datamodules.coco_transforms import IMAGENET_STD_RGB as IMAGENET_STD
 from datamodules.skeleton import COCO, Skeleton
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def denormalize_image(

@@ -16,8 +16,11 @@ import numpy as np
 from datamodules.skeleton import COCO, COCO_UPPER_BODY, Skeleton
 from pose2d.transforms import affine_points, get_affine_transform, get_udp_transform
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# ImageNet statistics, RGB order: the one definition (training, inference, picture callbacks).
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = np.array(IMAGENET_MEAN_RGB, dtype=np.float32)
+IMAGENET_STD = np.array(IMAGENET_STD_RGB, dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from pathlib import Path
 
@@ -33,3 +34,27 @@ def load_detector(
         raise ValueError(f"{path}: no 'model.*' weights in the checkpoint's state_dict")
     model.load_state_dict(sd, strict=True)
     return model.to(map_location).eval()
+
+
+def detector_input_size(path: str | Path, default: tuple[int, int] = (192, 256)) -> tuple[int, int]:
+    """The crop (w, h) the detector was trained at: the data module's ``input_size`` stored in
+    the checkpoint (``datamodule_hyper_parameters``), else ``default``."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("datamodule_hyper_parameters", "hyper_parameters"):
+        size = (ckpt.get(key) or {}).get("input_size")
+        if size:
+            return int(size[0]), int(size[1])
+    return default
+
+
+def add_input_size_argument(parser: argparse.ArgumentParser) -> None:
+    """``--input-size W H`` for the CLIs that run a detector checkpoint (resolved by
+    :func:`detector_input_size` when not given)."""
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("W", "H"),
+        help="detector crop size (default: from the checkpoint, else 192 256)",
+    )

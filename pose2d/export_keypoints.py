@@ -28,13 +28,13 @@ import numpy as np
 import torch
 
 from datamodules.cameras import H36M_CAMERA_IDS, h36m_camera
+from datamodules.frames import VIDEO_SUFFIXES, VideoFrames
 from datamodules.skeleton import COCO, H36M, coco_to_h36m
 from pose2d.boxes import CocoJsonBoxes, FullFrameBoxes
-from pose2d.topdown import TopDownEstimator
+from pose2d.checkpoint import add_input_size_argument, detector_input_size, load_detector
+from pose2d.missing import fill_missing
+from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
-from pose3d.frames import VIDEO_SUFFIXES, VideoFrames
-from pose3d.infer import estimate_2d
-from pose3d.missing import fill_missing
 
 RENAMES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
 
@@ -139,16 +139,12 @@ def main(argv: list[str] | None = None) -> Path:
         help="auto: S*/Boxes/<video>.json when present, else the full frame",
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("W", "H"))
+    add_input_size_argument(p)
     p.add_argument("--decode", default="standard", choices=("standard", "dark", "udp"))
     p.add_argument("--no-flip", action="store_true", help="no flip test")
     p.add_argument("--batch-size", type=int, default=64)
     a = p.parse_args(argv)
-    from pose2d.checkpoint import load_detector
-
     model = load_detector(a.detector)
-    from pose3d.infer import detector_input_size
-
     size = a.input_size or detector_input_size(a.detector)
     est = TopDownEstimator(
         model, tuple(size), not a.no_flip, a.decode, COCO, a.device, a.batch_size

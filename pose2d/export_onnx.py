@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pose2d.checkpoint import add_input_size_argument, detector_input_size, load_detector
+
 OPSET = 17
 
 
@@ -68,22 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--ckpt", required=True, help="detector checkpoint (Lightning .ckpt)")
     p.add_argument("--out", required=True, help="output .onnx path")
-    p.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("W", "H"),
-        help="crop size (default: from the checkpoint, else 192 256)",
-    )
+    add_input_size_argument(p)
     p.add_argument("--opset", type=int, default=OPSET)
     p.add_argument("--check", action="store_true", help="compare with onnxruntime on 2 inputs")
     a = p.parse_args(argv)
-    from pose2d.checkpoint import load_detector
-
     model = load_detector(a.ckpt)
-    from pose3d.infer import detector_input_size
-
     w, h = a.input_size or detector_input_size(a.ckpt)
     example = torch.randn(2, 3, h, w)
     path = export_onnx(model, example, a.out, "image", "heatmaps", a.opset)

@@ -1,5 +1,8 @@
 """Batched top-down 2D inference: person boxes → crops (affine warp) → HRNet → decode → image px.
 
+:func:`estimate_2d` streams a frame sequence (``datamodules.frames``) through a box source and
+the main-person tracker; both the 3D pipeline (``pose3d.infer``) and the keypoint export use it.
+
 Crops follow the training geometry (``pose2d.transforms``): box → (centre, scale) with the
 official 1.25 padding and the network aspect ratio, warped with the official affine (or UDP when
 ``decode="udp"``). Optional flip test averages with the mirrored crop's heatmaps (flipped back,
@@ -13,8 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from datamodules.coco_transforms import IMAGENET_MEAN, IMAGENET_STD
 from datamodules.skeleton import COCO, Skeleton
+from pose2d.boxes import BoxSource
 from pose2d.heatmaps import decode_heatmaps, flip_back, heatmap_size_for
+from pose2d.tracking import MainPersonTracker
 from pose2d.transforms import (
     PADDING,
     box_to_center_scale,
@@ -22,10 +28,6 @@ from pose2d.transforms import (
     get_affine_transform,
     get_udp_transform,
 )
-
-# ImageNet statistics, RGB order (the normalisation used for training).
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def make_crops(
@@ -48,7 +50,7 @@ def make_crops(
     for i, image in enumerate(images):  # one cv2 call per crop: the warp itself is C code
         m = warp(centers[i], scales[i], 0.0, (w, h))
         crops[i] = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR)
-    x = (crops.astype(np.float32) / 255.0 - MEAN) / STD
+    x = (crops.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD  # as in training
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), centers, scales
 
 
@@ -120,3 +122,50 @@ class TopDownEstimator:
         """RGB images (one per box) + boxes ``(N, 4)`` → keypoints ``(N, J, 3)`` in image px."""
         x, c, s = make_crops(images, boxes_xywh, self.input_size, self.use_udp)
         return self.from_crops(x, c, s)
+
+
+def estimate_2d(
+    frames,
+    estimator: TopDownEstimator,
+    box_source: BoxSource,
+    tracker: MainPersonTracker,
+    chunk: int = 32,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the frames: boxes → main person → crops, run in chunks of ``chunk`` crops.
+
+    Returns COCO keypoints ``(F, 17, 3)`` (NaN where missing), boxes ``(F, 5)``, sizes ``(F, 2)``.
+    """
+    kpts, boxes, sizes = [], [], []
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame, crop, (centre, scale))
+
+    def flush() -> None:
+        if not pending:
+            return
+        idx = [p[0] for p in pending]
+        x = np.stack([p[1] for p in pending])
+        cs = np.stack([p[2] for p in pending])
+        out = estimator.from_crops(x, cs[:, 0], cs[:, 1])
+        for f, k in zip(idx, out, strict=True):
+            kpts[f] = k
+        pending.clear()
+
+    nj = estimator.skeleton.num_joints
+    for f, name, image in frames:
+        h, w = image.shape[:2]
+        sizes.append((w, h))
+        cand = box_source(f, name, image)
+        k = tracker.update(cand)
+        kpts.append(np.full((nj, 3), np.nan, dtype=np.float32))
+        if k < 0:
+            boxes.append(np.full(5, np.nan, dtype=np.float32))
+            continue
+        box = np.asarray(cand, dtype=np.float32).reshape(-1, 5)[k]
+        boxes.append(box)
+        x, c, s = make_crops([image], box[None, :4], estimator.input_size, estimator.use_udp)
+        pending.append((f, x[0], np.stack([c[0], s[0]])))
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    if not sizes:
+        raise ValueError("the input has no frames")
+    return np.stack(kpts), np.stack(boxes), np.asarray(sizes, dtype=np.int64)

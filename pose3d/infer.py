@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from datamodules.cameras import normalize_screen_coordinates
+from datamodules.frames import open_frames
 from datamodules.skeleton import COCO, H36M, coco_to_h36m
 from pose2d.boxes import BoxSource, FullFrameBoxes, make_box_source
-from pose2d.topdown import TopDownEstimator, make_crops
+from pose2d.checkpoint import add_input_size_argument, detector_input_size
+from pose2d.missing import fill_missing
+from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
 from pose3d.draw import SideBySide
-from pose3d.frames import open_frames
-from pose3d.missing import fill_missing
 from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence
 
@@ -63,17 +64,6 @@ def lifter_frames(lifter: nn.Module, default: int | None = None) -> int:
     return int(t)
 
 
-def detector_input_size(path: str | Path, default: tuple[int, int] = (192, 256)) -> tuple[int, int]:
-    """The crop (w, h) the detector was trained at: the data module's ``input_size`` stored in
-    the checkpoint (``datamodule_hyper_parameters``), else ``default``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("datamodule_hyper_parameters", "hyper_parameters"):
-        size = (ckpt.get(key) or {}).get("input_size")
-        if size:
-            return int(size[0]), int(size[1])
-    return default
-
-
 def normalize_per_frame(xy: np.ndarray, frame_size: np.ndarray) -> np.ndarray:
     """Pixels ``(F, J, 2)`` → normalised screen coordinates with each frame's own (w, h)."""
     out = np.empty_like(xy, dtype=np.float32)
@@ -81,53 +71,6 @@ def normalize_per_frame(xy: np.ndarray, frame_size: np.ndarray) -> np.ndarray:
         sel = (frame_size[:, 0] == w) & (frame_size[:, 1] == h)
         out[sel] = normalize_screen_coordinates(xy[sel].astype(np.float32), float(w), float(h))
     return out
-
-
-def estimate_2d(
-    frames,
-    estimator: TopDownEstimator,
-    box_source: BoxSource,
-    tracker: MainPersonTracker,
-    chunk: int = 32,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stream the frames: boxes → main person → crops, run in chunks of ``chunk`` crops.
-
-    Returns COCO keypoints ``(F, 17, 3)`` (NaN where missing), boxes ``(F, 5)``, sizes ``(F, 2)``.
-    """
-    kpts, boxes, sizes = [], [], []
-    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame, crop, (centre, scale))
-
-    def flush() -> None:
-        if not pending:
-            return
-        idx = [p[0] for p in pending]
-        x = np.stack([p[1] for p in pending])
-        cs = np.stack([p[2] for p in pending])
-        out = estimator.from_crops(x, cs[:, 0], cs[:, 1])
-        for f, k in zip(idx, out, strict=True):
-            kpts[f] = k
-        pending.clear()
-
-    nj = estimator.skeleton.num_joints
-    for f, name, image in frames:
-        h, w = image.shape[:2]
-        sizes.append((w, h))
-        cand = box_source(f, name, image)
-        k = tracker.update(cand)
-        kpts.append(np.full((nj, 3), np.nan, dtype=np.float32))
-        if k < 0:
-            boxes.append(np.full(5, np.nan, dtype=np.float32))
-            continue
-        box = np.asarray(cand, dtype=np.float32).reshape(-1, 5)[k]
-        boxes.append(box)
-        x, c, s = make_crops([image], box[None, :4], estimator.input_size, estimator.use_udp)
-        pending.append((f, x[0], np.stack([c[0], s[0]])))
-        if len(pending) >= chunk:
-            flush()
-    flush()
-    if not sizes:
-        raise ValueError("the input has no frames")
-    return np.stack(kpts), np.stack(boxes), np.asarray(sizes, dtype=np.int64)
 
 
 def run_pipeline(
@@ -203,14 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--boxes", default="full", help="full | coco_json:PATH | detector:MOD:FN")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile both networks")
-    p.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        default=None,
-        metavar=("W", "H"),
-        help="detector crop size (default: from the checkpoint, else 192 256)",
-    )
+    add_input_size_argument(p)
     p.add_argument("--frames", type=int, default=None, help="lifter T (default: from checkpoint)")
     p.add_argument("--decode", default="standard", choices=("standard", "dark", "udp"))
     p.add_argument("--no-flip-2d", action="store_true", help="no flip test in the detector")

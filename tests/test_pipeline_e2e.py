@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from datamodules.cameras import H36M_CAMERA_IDS
+from datamodules.frames import open_frames
 from datamodules.render_h36m import render_h36m
 from datamodules.synthetic_h36m import generate_synthetic_h36m
 from pose2d.boxes import CocoJsonBoxes
 from pose2d.hrnet import PoseHighResolutionNet
 from pose2d.topdown import TopDownEstimator
-from pose3d.frames import open_frames
 from pose3d.infer import main, run_pipeline
 from pose3d.lifter import PoseLifter
 

@@ -13,11 +13,11 @@ from torch import nn
 
 from datamodules.skeleton import COCO, H36M, coco_to_h36m, flip_pose
 from pose2d.boxes import CocoJsonBoxes, FullFrameBoxes, make_box_source, write_coco_detections
+from pose2d.missing import fill_missing
 from pose2d.topdown import TopDownEstimator
 from pose2d.tracking import box_iou_xywh, track_main_person
 from pose2d.transforms import box_to_center_scale
 from pose3d.draw import SideBySide, draw_skeleton_2d
-from pose3d.missing import fill_missing
 from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence, sliding_windows, window_indices
 

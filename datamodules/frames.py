@@ -1,4 +1,4 @@
-"""Frame readers for inference: a video file, a folder of images, or one image.
+"""Frame readers for inference and keypoint export: a video file, a folder of images, or one image.
 
 Every reader yields ``(index, name, image)`` with ``image`` ``(H, W, 3)`` RGB uint8 and can be
 iterated more than once (the pipeline reads twice: once to infer, once to draw), so long videos
@@ -13,15 +13,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datamodules.image_io import CorruptImageError, read_image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """One image file → ``(H, W, 3)`` RGB uint8; a clear error for missing or corrupt files."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read image {path} (missing, corrupt or unsupported format)")
+def read_rgb(path: str | Path) -> np.ndarray:
+    """One image file → ``(H, W, 3)`` RGB uint8; ``ValueError`` naming a missing or corrupt file."""
+    try:
+        image = read_image(path)
+    except CorruptImageError as e:
+        raise ValueError(str(e)) from e
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -41,7 +44,7 @@ class ImageFrames:
 
     def __iter__(self) -> Iterator[tuple[int, str, np.ndarray]]:
         for i, p in enumerate(self.paths):
-            yield i, p.name, read_image(p)
+            yield i, p.name, read_rgb(p)
 
 
 class VideoFrames:
