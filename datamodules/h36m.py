@@ -37,7 +37,7 @@ from datamodules.sequence_cache import (
     write_cache,
 )
 from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS, coco_to_h36m, h36m_action_name
-from datamodules.windows import PoseWindowDataset, build_samples
+from datamodules.windows import PoseWindowDataset
 
 FILE_3D = "data_3d_h36m.npz"
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -209,17 +209,17 @@ class H36MDataModule(LiftingDataModule):
         auto_prepare: bool = False,
         pin_memory: bool | None = None,
     ) -> None:
-        super().__init__(frames, batch_size, eval_batch_size, num_workers, pin_memory)
+        super().__init__(
+            frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
+            flip_prob if flip_augment else 0.0, auto_prepare,
+        )  # fmt: skip
         self.synthetic = synthetic
         default_root = "data/synthetic_h36m" if synthetic else "data/h36m"
         self.root = Path(root or default_root)
         default_source = SYNTHETIC_DEFAULT_SOURCE if synthetic else REAL_DEFAULT_SOURCE
         self.keypoints = keypoints or default_source
         self.train_subjects, self.test_subjects = tuple(train_subjects), tuple(test_subjects)
-        self.downsample, self.stride = downsample, stride
-        self.flip_prob = flip_prob if flip_augment else 0.0
         self.synthetic_frames, self.synthetic_seed = synthetic_frames, synthetic_seed
-        self.auto_prepare = auto_prepare
 
     @property
     def cache_folder(self) -> Path:
@@ -241,43 +241,28 @@ class H36MDataModule(LiftingDataModule):
                 prepare_h36m(self.root, self.keypoints)
 
     def setup(self, stage: str | None = None) -> None:
-        if not cache_exists(self.cache_folder):
-            if self._raw_present():
-                raise FileNotFoundError(
-                    f"found the raw files in {self.root} but no prepared cache "
-                    f"{self.cache_folder}/. Run once:\n  python -m datamodules.h36m prepare "
-                    f"--root {self.root} --keypoints {self.keypoints}\n"
-                    "(or pass --data.auto_prepare=true)"
-                )
-            raise FileNotFoundError(missing_dataset_message(self.root, self.keypoints))
-        cache = read_cache(self.cache_folder, mmap=True)
-        if cache.meta.get("skeleton") != H36M.name:
-            raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")
+        cache = self._read_cache(
+            f"python -m datamodules.h36m prepare --root {self.root} --keypoints {self.keypoints}",
+            missing_dataset_message(self.root, self.keypoints),
+        )
         subjects = np.array([r["subject"] for r in cache.sequences])
         group = np.array([self.group_names.index(r["group"]) for r in cache.sequences])
-        for name in (*self.train_subjects, *self.test_subjects):
-            if name not in subjects:
+        have = sorted(set(subjects.tolist()))
+        for flag, names, other in (
+            ("train", self.train_subjects, self.test_subjects),
+            ("test", self.test_subjects, self.train_subjects),
+        ):
+            absent = [n for n in names if n not in have]
+            if absent:  # e.g. a rendered subset, or keypoints exported for fewer subjects
+                hint = [n for n in have if n not in other] or have
                 raise ValueError(
-                    f"subject {name} is not in {self.cache_folder} "
-                    f"(has {sorted(set(subjects.tolist()))})"
+                    f"{flag} subjects {', '.join(absent)} are not in {self.cache_folder} "
+                    f"(it has {', '.join(have)}); choose them with "
+                    f"--data.init_args.{flag}_subjects=[{','.join(hint)}]"
                 )
 
         def dataset(names: tuple[str, ...], train: bool) -> PoseWindowDataset:
-            seqs = np.flatnonzero(np.isin(subjects, names))
-            seq, frame = build_samples(
-                cache.lengths, seqs, self.stride if train else 1, self.downsample
-            )
-            return PoseWindowDataset(
-                self.cache_folder,
-                seq,
-                frame,
-                group,
-                self.frames,
-                self.skeleton,
-                self.downsample,
-                self.flip_prob if train else 0.0,
-                cache=cache,
-            )
+            return self._windows(cache, np.flatnonzero(np.isin(subjects, names)), group, train)
 
         if stage in (None, "fit"):
             self.train_set = dataset(self.train_subjects, train=True)

@@ -1,23 +1,30 @@
 """Shared LightningDataModule plumbing for the 2D→3D lifting datasets (H36M, 3DHP, synthetic).
 
-Subclasses fill ``self.train_set`` / ``self.test_set`` (``PoseWindowDataset``) in ``setup``;
-this base turns them into DataLoaders that gather whole batches (``collate_batched``). Validation
-and test use the same windows: one per (valid) frame of the test sequences.
+Subclasses fill ``self.train_set`` / ``self.test_set`` (``PoseWindowDataset``) in ``setup``
+with :meth:`LiftingDataModule._read_cache` and :meth:`LiftingDataModule._windows`; this base turns
+them into DataLoaders that gather whole batches (``collate_batched``). Validation and test use the
+same windows: one per (valid) frame of the test sequences.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from datamodules.sequence_cache import SequenceCache, cache_exists, read_cache
 from datamodules.skeleton import Skeleton
-from datamodules.windows import PoseWindowDataset, collate_batched
+from datamodules.windows import PoseWindowDataset, build_samples, collate_batched
 
 
 class LiftingDataModule(pl.LightningDataModule):
     skeleton: Skeleton
     group_names: list[str]
+    root: Path
+    cache_folder: Path  # a property in the subclasses
 
     def __init__(
         self,
@@ -26,6 +33,10 @@ class LiftingDataModule(pl.LightningDataModule):
         eval_batch_size: int | None,
         num_workers: int,
         pin_memory: bool | None,
+        downsample: int = 1,
+        stride: int = 1,
+        flip_prob: float = 0.0,
+        auto_prepare: bool = False,
     ) -> None:
         super().__init__()
         self.frames = frames
@@ -33,8 +44,61 @@ class LiftingDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.downsample, self.stride = downsample, stride
+        self.flip_prob = flip_prob
+        self.auto_prepare = auto_prepare
         self.train_set: PoseWindowDataset | None = None
         self.test_set: PoseWindowDataset | None = None
+
+    def _raw_present(self) -> bool:
+        raise NotImplementedError
+
+    def _read_cache(self, prepare_command: str, missing_message: str) -> SequenceCache:
+        """The prepared cache (memory-mapped), or a clear error: how to prepare it when the raw
+        files are there (``prepare_command``), else ``missing_message``."""
+        if not cache_exists(self.cache_folder):
+            if self._raw_present():
+                raise FileNotFoundError(
+                    f"found the raw files in {self.root} but no prepared cache "
+                    f"{self.cache_folder}/. Run once:\n  {prepare_command}\n"
+                    "(or pass --data.auto_prepare=true)"
+                )
+            raise FileNotFoundError(missing_message)
+        cache = read_cache(self.cache_folder, mmap=True)
+        if cache.meta.get("skeleton") != self.skeleton.name:
+            raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")
+        return cache
+
+    def _windows(
+        self,
+        cache: SequenceCache,
+        seqs: np.ndarray,
+        group: np.ndarray,
+        train: bool,
+        valid: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
+    ) -> PoseWindowDataset:
+        """Windows centred on the frames of sequences ``seqs``: training ones at ``stride`` with
+        flip augmentation, evaluation ones at every (``valid``) frame without."""
+        seq, frame = build_samples(
+            cache.lengths,
+            seqs,
+            self.stride if train else 1,
+            self.downsample,
+            valid=valid,
+            offsets=offsets,
+        )
+        return PoseWindowDataset(
+            self.cache_folder,
+            seq,
+            frame,
+            group,
+            self.frames,
+            self.skeleton,
+            self.downsample,
+            self.flip_prob if train else 0.0,
+            cache=cache,
+        )
 
     def _loader(self, dataset: PoseWindowDataset | None, train: bool) -> DataLoader:
         if dataset is None:

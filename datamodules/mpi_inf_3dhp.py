@@ -35,7 +35,7 @@ from datamodules.sequence_cache import (
     write_cache,
 )
 from datamodules.skeleton import MPI_INF_3DHP
-from datamodules.windows import PoseWindowDataset, build_samples
+from datamodules.windows import PoseWindowDataset
 
 FILE_TRAIN = "data_train_3dhp.npz"
 FILE_TEST = "data_test_3dhp.npz"
@@ -169,11 +169,11 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         auto_prepare: bool = False,
         pin_memory: bool | None = None,
     ) -> None:
-        super().__init__(frames, batch_size, eval_batch_size, num_workers, pin_memory)
+        super().__init__(
+            frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
+            flip_prob if flip_augment else 0.0, auto_prepare,
+        )  # fmt: skip
         self.root = Path(root)
-        self.downsample, self.stride = downsample, stride
-        self.flip_prob = flip_prob if flip_augment else 0.0
-        self.auto_prepare = auto_prepare
         self.train_group_names: list[str] = []
 
     @property
@@ -188,17 +188,10 @@ class MPIINF3DHPDataModule(LiftingDataModule):
             prepare_3dhp(self.root)
 
     def setup(self, stage: str | None = None) -> None:
-        if not cache_exists(self.cache_folder):
-            if self._raw_present():
-                raise FileNotFoundError(
-                    f"found the raw files in {self.root} but no prepared cache "
-                    f"{self.cache_folder}/. Run once:\n  python -m datamodules.mpi_inf_3dhp "
-                    f"prepare --root {self.root}\n(or pass --data.auto_prepare=true)"
-                )
-            raise FileNotFoundError(missing_dataset_message(self.root))
-        cache = read_cache(self.cache_folder, mmap=True)
-        if cache.meta.get("skeleton") != MPI_INF_3DHP.name:
-            raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")
+        cache = self._read_cache(
+            f"python -m datamodules.mpi_inf_3dhp prepare --root {self.root}",
+            missing_dataset_message(self.root),
+        )
         split = np.array([r["split"] for r in cache.sequences])
         names = [r["group"] for r in cache.sequences]
         self.train_group_names = sorted(
@@ -209,26 +202,9 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         group = np.array([lookup[n] for n in names])
 
         def dataset(which: str, train: bool) -> PoseWindowDataset:
+            valid = None if train else cache.valid
             seqs = np.flatnonzero(split == which)
-            seq, frame = build_samples(
-                cache.lengths,
-                seqs,
-                self.stride if train else 1,
-                self.downsample,
-                valid=None if train else cache.valid,
-                offsets=cache.offsets,
-            )
-            return PoseWindowDataset(
-                self.cache_folder,
-                seq,
-                frame,
-                group,
-                self.frames,
-                self.skeleton,
-                self.downsample,
-                self.flip_prob if train else 0.0,
-                cache=cache,
-            )
+            return self._windows(cache, seqs, group, train, valid, cache.offsets)
 
         if stage in (None, "fit"):
             self.train_set = dataset("train", train=True)
