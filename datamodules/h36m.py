@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
+from datamodules.h36m_files import FILE_3D, file_2d
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
 from datamodules.sequence_cache import (
@@ -39,16 +40,11 @@ from datamodules.sequence_cache import (
 from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS, coco_to_h36m, h36m_action_name
 from datamodules.windows import PoseWindowDataset
 
-FILE_3D = "data_3d_h36m.npz"
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
 SKIPPED = (("S11", "Directions"),)  # corrupt video; VideoPose3D drops all 4 cameras
 REAL_DEFAULT_SOURCE = "cpn_ft_h36m_dbb"
 SYNTHETIC_DEFAULT_SOURCE = "synthetic_det"
-
-
-def file_2d(source: str) -> str:
-    return f"data_2d_h36m_{source}.npz"
 
 
 def cache_folder(root: str | Path, source: str) -> Path:

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from datamodules.cameras import H36M_CAMERA_IDS, h36m_camera, project_to_2d, world_to_camera
+from datamodules.h36m_files import FILE_3D, write_3d_h36m
 from datamodules.sequence_cache import load_pickled_npz
 from datamodules.skeleton import COCO, H36M, H36M32_KEPT
 from datamodules.synthetic_coco import draw_figure, textured_background
@@ -119,7 +120,7 @@ def render_h36m(
     """Render every (subject, action) of ``source/data_3d_h36m.npz`` (optionally a subset, the
     first ``max_frames`` frames) × 4 cameras into ``out``; writes the subset's 3D file too."""
     source, out = Path(source), Path(out)
-    positions = load_pickled_npz(source / "data_3d_h36m.npz", "positions_3d")
+    positions = load_pickled_npz(source / FILE_3D, "positions_3d")
     kept: dict = {}
     n_frames = 0
     for subject in sorted(positions, key=lambda s: int(s.lstrip("S"))):
@@ -152,7 +153,7 @@ def render_h36m(
                 n_frames += len(frames)
     if not kept:
         raise ValueError(f"nothing to render from {source / 'data_3d_h36m.npz'} with that subset")
-    np.savez_compressed(out / "data_3d_h36m.npz", positions_3d=kept)
+    write_3d_h36m(out, kept)
     info = {"source": str(source), "scale": scale, "fps": fps, "frames_rendered": n_frames}
     (out / "render.json").write_text(json.dumps(info, indent=1))
     return out

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from datamodules.cameras import H36M_SUBJECTS, h36m_camera, project_to_2d, world_to_camera
+from datamodules.h36m_files import write_2d_h36m, write_3d_h36m
 from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS
 
 FPS = 50
@@ -256,20 +257,10 @@ def generate_synthetic_h36m(
                 dets.append((det + err).astype(np.float32))
             gt_2d[subject][key], det_2d[subject][key] = gts, dets
             det_conf[subject][key] = confs
-    symmetry = [list(H36M.left), list(H36M.right)]
-    np.savez_compressed(out / "data_3d_h36m.npz", positions_3d=positions_3d)
+    write_3d_h36m(out, positions_3d)
     # the published GT file has no layout_name; the detection files do
-    np.savez_compressed(
-        out / "data_2d_h36m_gt.npz",
-        positions_2d=gt_2d,
-        metadata={"num_joints": 17, "keypoints_symmetry": symmetry},
-    )
-    np.savez_compressed(
-        out / "data_2d_h36m_synthetic_det.npz",
-        positions_2d=det_2d,
-        confidences=det_conf,
-        metadata={"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": symmetry},
-    )
+    write_2d_h36m(out, "gt", gt_2d, layout_name=None)
+    write_2d_h36m(out, "synthetic_det", det_2d, det_conf)
     return out
 
 

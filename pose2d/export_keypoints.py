@@ -29,7 +29,8 @@ import torch
 
 from datamodules.cameras import H36M_CAMERA_IDS, h36m_camera
 from datamodules.frames import VIDEO_SUFFIXES, VideoFrames
-from datamodules.skeleton import COCO, H36M, coco_to_h36m
+from datamodules.h36m_files import write_2d_h36m
+from datamodules.skeleton import COCO, coco_to_h36m
 from pose2d.boxes import CocoJsonBoxes, FullFrameBoxes
 from pose2d.checkpoint import add_input_size_argument, detector_input_size, load_detector
 from pose2d.missing import fill_missing
@@ -109,17 +110,7 @@ def export_keypoints(
                 per_cam.append((xy, conf))
             positions.setdefault(subject, {})[action] = [p for p, _ in per_cam]
             confidences.setdefault(subject, {})[action] = [q for _, q in per_cam]
-    path = Path(out or root) / f"data_2d_h36m_{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        "layout_name": "h36m",
-        "num_joints": H36M.num_joints,
-        "keypoints_symmetry": [list(H36M.left), list(H36M.right)],
-    }
-    np.savez_compressed(
-        path, positions_2d=positions, confidences=confidences, metadata=metadata
-    )  # dicts are pickled: the public VideoPose3D format
-    return path
+    return write_2d_h36m(out or root, name, positions, confidences)
 
 
 def main(argv: list[str] | None = None) -> Path:
