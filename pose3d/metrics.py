@@ -220,6 +220,25 @@ class _FrameMetric(Metric):
             pred, target = zero_root(pred, self.root), zero_root(target, self.root)
         return pred, target
 
+    def update(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        action: Tensor,
+        seq: Tensor,
+        frame: Tensor,
+        index: Tensor,
+    ) -> None:
+        """One batch: ``pred``/``target`` ``(B, J, 3)`` metres (or ``(B, T, J, 3)``: centre
+        frame), ids ``(B,)``."""
+        pred, target = self._prepare(pred, target)
+        self._accumulate(pred, target)
+        self._store_ids(action, seq, frame, index)
+
+    def _accumulate(self, pred: Tensor, target: Tensor) -> None:
+        """Append this batch's per-sample errors to the subclass's ``cat`` states."""
+        raise NotImplementedError
+
     def _store_ids(self, action: Tensor, seq: Tensor, frame: Tensor, index: Tensor) -> None:
         self.group.append(action.detach().long().reshape(-1))
         self.seq.append(seq.detach().long().reshape(-1))
@@ -275,19 +294,9 @@ class H36MMetrics(_FrameMetric):
         self.add_state("diff", default=[], dist_reduce_fx="cat")
         self.add_state("p_err", default=[], dist_reduce_fx="cat")
 
-    def update(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        action: Tensor,
-        seq: Tensor,
-        frame: Tensor,
-        index: Tensor,
-    ) -> None:
-        pred, target = self._prepare(pred, target)
+    def _accumulate(self, pred: Tensor, target: Tensor) -> None:
         self.diff.append(pred - target)
         self.p_err.append(p_mpjpe_per_frame(pred, target).float())
-        self._store_ids(action, seq, frame, index)
 
     def compute(self) -> dict:
         keep, ids = self._unique()
@@ -384,18 +393,8 @@ class MPI3DHPMetrics(_FrameMetric):
         self.auc_thresholds_mm = tuple(float(t) for t in auc_thresholds_mm)
         self.add_state("joint_err", default=[], dist_reduce_fx="cat")
 
-    def update(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        action: Tensor,
-        seq: Tensor,
-        frame: Tensor,
-        index: Tensor,
-    ) -> None:
-        pred, target = self._prepare(pred, target)
+    def _accumulate(self, pred: Tensor, target: Tensor) -> None:
         self.joint_err.append(joint_errors(pred, target) * 1000.0)  # (B, J) mm
-        self._store_ids(action, seq, frame, index)
 
     def _scores(self, err: Tensor) -> dict[str, Tensor]:
         return {
