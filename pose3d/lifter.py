@@ -34,6 +34,8 @@ class PoseLifter(nn.Module):
         spatial_depth, temporal_depth: number of blocks per stage.
         spatial_heads, temporal_heads: attention heads per stage.
         mlp_ratio, qkv_bias, norm_eps: ViT block settings (PoseFormer: 2, True, 1e-6).
+        head_norm_eps: eps of the head's LayerNorm; PoseFormer builds it with
+            ``nn.LayerNorm``'s default 1e-5 (only the blocks and stage norms use 1e-6).
         dropout: dropout after the positional embeddings, attention projection and MLP (paper 0.1).
         attn_dropout: dropout on the attention weights.
         drop_path: stochastic depth, linearly increasing 0 → drop_path over each stage's blocks.
@@ -62,6 +64,7 @@ class PoseLifter(nn.Module):
         mlp_ratio: float = 2.0,
         qkv_bias: bool = True,
         norm_eps: float = 1e-6,
+        head_norm_eps: float = 1e-5,
         dropout: float = 0.1,
         attn_dropout: float = 0.0,
         drop_path: float = 0.1,
@@ -134,7 +137,7 @@ class PoseLifter(nn.Module):
 
         # PoseFormer's learned weighted mean over frames; only the centre head has it.
         self.weighted_mean = nn.Conv1d(frames, 1, kernel_size=1) if head == "center" else None
-        self.head_norm = nn.LayerNorm(width, eps=norm_eps)
+        self.head_norm = nn.LayerNorm(width, eps=head_norm_eps)
         self.head_linear = nn.Linear(width, num_joints * out_chans)
 
     def forward(self, x: Tensor) -> Tensor:
