@@ -3,14 +3,25 @@
 The data module is chosen in the YAML (``data.class_path``): ``datamodules.h36m.H36MDataModule``
 (Human3.6M, or the synthetic stand-in with ``synthetic: true``) or
 ``datamodules.mpi_inf_3dhp.MPIINF3DHPDataModule``. ``data.frames`` also sizes the model.
+
+A missing dataset (or checkpoint) is reported as one error message, without a traceback, and the
+command exits with status 2; set ``POSE_TRACEBACK=1`` to see the traceback.
 """
 
 from __future__ import annotations
+
+import os
+import sys
 
 import pytorch_lightning as pl
 
 from callbacks.cli import PoseCLI
 from pose3d.module import LiftingModule
+
+SYNTHETIC_HINT = (
+    "Quick start without a dataset: make train-3d DATA=synthetic "
+    "(python -m pose3d fit --config configs/pose3d/synthetic.yaml)."
+)
 
 
 def main(args: list[str] | None = None) -> PoseCLI:
@@ -27,5 +38,17 @@ def main(args: list[str] | None = None) -> PoseCLI:
     )
 
 
+def cli(args: list[str] | None = None) -> int:
+    """Console entry: :func:`main`, with missing files reported as one message (exit status 2)."""
+    try:
+        main(args)
+    except FileNotFoundError as e:
+        if os.environ.get("POSE_TRACEBACK"):
+            raise
+        print(f"error: {e}\n{SYNTHETIC_HINT}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())
