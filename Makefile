@@ -24,11 +24,13 @@ THREADS    ?=
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-all test-slow lint format clean
+.PHONY: help install test test-all test-slow lint format clean data-2d prepare-3d
 
 help: ## List the targets and the variables they take
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: PY GPUS PRECISION FRAMES DATA KEYPOINTS BACKBONE CKPT BOXES SWEEP ARGS TORCH_SPEC"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: VENV PY TORCH_SPEC TORCH_INDEX GPUS PRECISION FRAMES DATA KEYPOINTS ROOT BACKBONE CAM"
+	@echo "  CKPT BOXES THREADS SWEEP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
+	@echo "  RENDER KP_NAME RENDER_ARGS"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -66,12 +68,17 @@ clean: ## Remove caches and build leftovers (keeps .venv, data/ and runs/)
 data-2d: install ## Generate the synthetic COCO-format 2D set in data/synthetic_coco (seconds)
 	$(PY) -m datamodules.synthetic_coco --out data/synthetic_coco $(ARGS)
 
+# 3D data: KEYPOINTS the 2D source data_2d_h36m_<KEYPOINTS>.npz (h36m: always; synthetic: only
+# when given, else its config's synthetic_det); ROOT the data folder when not the config's, e.g.
+# `make train-3d DATA=synthetic ROOT=data/h36m_render KEYPOINTS=ours` (our exported keypoints).
 KEYPOINTS ?= cpn_ft_h36m_dbb
-prepare-3d: install ## Build the 3D cache: DATA=synthetic (generate, default) | h36m KEYPOINTS=<source> | 3dhp
+ROOT      ?=
+KEYPOINTS_GIVEN = $(filter command line environment,$(origin KEYPOINTS))
+prepare-3d: install ## Build the 3D cache: DATA=synthetic (generate; with KEYPOINTS= prepare that source) | h36m KEYPOINTS= | 3dhp; ROOT=
 	@case "$(DATA)" in \
-	  synthetic) $(PY) -m datamodules.synthetic_h36m --out data/synthetic_h36m --prepare $(ARGS) ;; \
-	  h36m) $(PY) -m datamodules.h36m prepare --root data/h36m --keypoints $(KEYPOINTS) $(ARGS) ;; \
-	  3dhp) $(PY) -m datamodules.mpi_inf_3dhp prepare --root data/mpi_inf_3dhp $(ARGS) ;; \
+	  synthetic) $(if $(KEYPOINTS_GIVEN),$(PY) -m datamodules.h36m prepare --root $(or $(ROOT),data/synthetic_h36m) --keypoints $(KEYPOINTS),$(PY) -m datamodules.synthetic_h36m --out $(or $(ROOT),data/synthetic_h36m) --prepare) $(ARGS) ;; \
+	  h36m) $(PY) -m datamodules.h36m prepare --root $(or $(ROOT),data/h36m) --keypoints $(KEYPOINTS) $(ARGS) ;; \
+	  3dhp) $(PY) -m datamodules.mpi_inf_3dhp prepare --root $(or $(ROOT),data/mpi_inf_3dhp) $(ARGS) ;; \
 	  *) echo "DATA must be synthetic, h36m or 3dhp (got '$(DATA)')"; exit 2 ;; \
 	esac
 
@@ -148,11 +155,12 @@ POSE3D_CFG = configs/pose3d/$(if $(filter synthetic,$(DATA)),synthetic,$(if $(fi
 POSE3D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.devices=1,--trainer.accelerator=gpu --trainer.devices=$(GPUS)$(if $(filter 1,$(GPUS)),, --trainer.strategy=ddp))
 # FRAMES applies to h36m/3dhp always, to synthetic only when given explicitly (its config uses 9).
 POSE3D_FRAMES = $(if $(or $(filter-out synthetic,$(DATA)),$(filter command line environment,$(origin FRAMES))),--data.init_args.frames=$(FRAMES))
-POSE3D_DATA = $(POSE3D_FRAMES) $(if $(filter h36m,$(DATA)),--data.init_args.keypoints=$(KEYPOINTS))
+POSE3D_KEYPOINTS = $(if $(or $(filter h36m,$(DATA)),$(and $(filter synthetic,$(DATA)),$(KEYPOINTS_GIVEN))),--data.init_args.keypoints=$(KEYPOINTS))
+POSE3D_DATA = $(POSE3D_FRAMES) $(POSE3D_KEYPOINTS) $(if $(ROOT),--data.init_args.root=$(ROOT))
 POSE3D_EVAL_DIR = runs/pose3d/eval-$(DATA)
 
 .PHONY: train-3d eval-3d bench-3d
-train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS GPUS PRECISION ARGS)
+train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS ROOT GPUS PRECISION ARGS)
 	$(PY) -m pose3d fit --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) $(RESUME_ARG) $(ARGS)
 
 eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per action) or Table IV (3DHP) row

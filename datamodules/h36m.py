@@ -244,18 +244,22 @@ class H36MDataModule(LiftingDataModule):
         subjects = np.array([r["subject"] for r in cache.sequences])
         group = np.array([self.group_names.index(r["group"]) for r in cache.sequences])
         have = sorted(set(subjects.tolist()))
+        problems = []  # e.g. a rendered subset, or keypoints exported for fewer subjects
         for flag, names, other in (
             ("train", self.train_subjects, self.test_subjects),
             ("test", self.test_subjects, self.train_subjects),
         ):
             absent = [n for n in names if n not in have]
-            if absent:  # e.g. a rendered subset, or keypoints exported for fewer subjects
+            if absent:
                 hint = [n for n in have if n not in other] or have
-                raise ValueError(
-                    f"{flag} subjects {', '.join(absent)} are not in {self.cache_folder} "
-                    f"(it has {', '.join(have)}); choose them with "
+                problems.append(
+                    f"{flag} subjects {', '.join(absent)} are missing; choose others with "
                     f"--data.init_args.{flag}_subjects=[{','.join(hint)}]"
                 )
+        if problems:
+            raise ValueError(
+                f"{self.cache_folder} has subjects {', '.join(have)} only: " + "; ".join(problems)
+            )
 
         def dataset(names: tuple[str, ...], train: bool) -> PoseWindowDataset:
             return self._windows(cache, np.flatnonzero(np.isin(subjects, names)), group, train)
