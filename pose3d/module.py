@@ -20,6 +20,22 @@ from pose3d.loss import LiftingLoss
 from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
 
 OPTIMIZERS = ("adam", "adamw")
+# Hyper-parameters that change the network's weights or what they compute: a checkpoint only
+# makes sense in a model built with the same values (attn_impl, dropout etc. may differ).
+ARCHITECTURE_KEYS = ("frames", "num_joints", "spatial_dim", "spatial_depth", "temporal_depth",
+                     "spatial_heads", "temporal_heads", "mlp_ratio", "use_sam", "sam_position",
+                     "sam_kernel", "sam_groups", "use_tam", "tam_position", "tam_mode",
+                     "head")  # fmt: skip
+
+
+def architecture_mismatch(saved: dict, current: dict) -> dict[str, tuple]:
+    """``{key: (checkpoint value, current value)}`` for the architecture keys that differ
+    (keys missing from an old checkpoint are skipped)."""
+    return {
+        k: (saved[k], current.get(k))
+        for k in ARCHITECTURE_KEYS
+        if k in saved and saved[k] != current.get(k)
+    }
 
 
 class LiftingModule(pl.LightningModule):
@@ -154,6 +170,24 @@ class LiftingModule(pl.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
         """Centre-frame 3D pose per window, ``(B, J, 3)`` metres, root-relative."""
         return self.model.center_frame(self.predict_window(batch["input_2d"]))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another architecture with the flags to pass, instead of a
+        size-mismatch error (e.g. ``frames``) or silently wrong numbers (e.g. positions)."""
+        diff = architecture_mismatch(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
+        if diff:
+            flags = " ".join(
+                f"--data.init_args.frames={v[0]}" if k == "frames" else f"--model.{k}={v[0]}"
+                for k, v in diff.items()
+            )
+            detail = ", ".join(
+                f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items()
+            )
+            raise ValueError(
+                f"the checkpoint was trained with another architecture ({detail}). "
+                f"Build the model like the checkpoint: {flags}"
+                + (" (make eval-3d FRAMES=...)" if "frames" in diff else "")
+            )
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
