@@ -32,3 +32,18 @@ def test_cli_fit_on_synthetic_coco_writes_ap_and_checkpoint(tmp_path, monkeypatc
     assert (
         net.final_layer.in_channels == 8 and len(net.cam_state_keys()) == 3 * 4
     )  # 3 sites × 1 block
+
+
+def test_cli_missing_coco_is_one_message(tmp_path, capsys):
+    from pose2d.__main__ import cli
+
+    status = cli([
+        "fit", "--config", "configs/pose2d/synthetic.yaml", f"--data.root={tmp_path / 'coco'}",
+        "--data.synthetic=false", "--data.num_workers=0", "--model.width=8",
+        "--model.num_blocks=1", "--model.cam_blocks=1", "--trainer.logger=false",
+        "--trainer.fast_dev_run=true", f"--run.dir={tmp_path / 'run'}",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "Traceback" not in err and err.count("error:") == 1
+    assert "person_keypoints_train2017.json" in err and "DATA=synthetic" in err
