@@ -84,7 +84,7 @@ prepare-3d: install ## Build the 3D cache: DATA=synthetic (generate; with KEYPOI
 
 
 # --- 2D detector (HRNet + CAM) --------------------------------------------------------------------
-POSE2D_CFG = $(if $(filter synthetic,$(DATA)),configs/pose2d/synthetic.yaml,configs/pose2d/$(if $(filter w48,$(BACKBONE)),w48_cam_384x288,w32_cam_256x192).yaml)
+POSE2D_CFG = $(if $(filter synthetic,$(DATA)),configs/pose2d/synthetic.yaml,configs/pose2d/$(if $(filter w48,$(BACKBONE)),w48_cam_256x192,w32_cam_256x192).yaml)
 POSE2D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.devices=1,--trainer.accelerator=gpu --trainer.devices=$(GPUS)$(if $(filter 1,$(GPUS)),, --trainer.strategy=ddp))
 POSE2D_DET = $(if $(filter synthetic,$(DATA)),person_detection_results/synthetic_val2017_detections.json,person_detection_results/COCO_val2017_detections_AP_H_56_person.json)
 POSE2D_BOXES = $(if $(filter gt,$(BOXES)),gt,$(POSE2D_DET))
