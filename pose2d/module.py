@@ -14,6 +14,7 @@ import logging
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from datamodules.skeleton import COCO
 from pose2d.coco_metric import COCOKeypointMetric
@@ -202,7 +203,7 @@ class HeatmapModule(pl.LightningModule):
             self._box_source_logged.add(stage)
             for logger in self.loggers:
                 logger.log_hyperparams({f"{stage}_box_source": str(box_source)})
-        log.info("%s AP %.4f (boxes: %s)", stage, stats.get("AP", float("nan")), box_source)
+        rank_zero_info(f"{stage} AP {stats.get('AP', float('nan')):.4f} (boxes: {box_source})")
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")

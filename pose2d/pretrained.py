@@ -15,14 +15,12 @@ Two kinds of file are recognised:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 PRETRAINED_LAYERS = (
     "conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2", "transition2", "stage3",
@@ -96,11 +94,12 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
             f"unexpected {report.dropped[:10]}"
         )
     model.load_state_dict(keep, strict=False)
-    log.info(
-        "loaded %s weights from %s: %d tensors; left at init: %s; dropped from file: %d (%s)",
-        report.kind, path, len(keep), _summary(report.missing), len(report.dropped),
-        _summary(report.dropped),
-    )  # fmt: skip
+    # Through Lightning's rank-zero logger: it has a console handler, this package's loggers do not.
+    rank_zero_info(
+        f"loaded {report.kind} weights from {path}: {len(keep)} tensors; left at init "
+        f"({len(report.missing)}): {_summary(report.missing)}; dropped from file "
+        f"({len(report.dropped)}): {_summary(report.dropped)}"
+    )
     return report
 
 

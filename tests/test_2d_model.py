@@ -279,3 +279,14 @@ def test_tiny_model_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, losses[::10]
+
+
+def test_load_report_reaches_the_console(tmp_path, caplog):
+    """The key report goes to Lightning's logger (INFO, console handler outside pytest), not to a
+    logger whose effective level (WARNING) drops it. caplog sees only records that pass levels."""
+    path = tmp_path / "hrnet_tiny_imagenet.pth"
+    torch.save(_imagenet_like(tiny()), path)
+    tiny(cam_placement="paper", pretrained=str(path))
+    err = caplog.text
+    assert "loaded imagenet weights from" in err and "hrnet_tiny_imagenet.pth" in err
+    assert "final_layer.weight" in err and "classifier.weight" in err
