@@ -11,6 +11,7 @@ image px with the inverse crop warp (official ``transform_preds``), and COCO key
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -50,6 +51,9 @@ class HeatmapModule(pl.LightningModule):
             also maps back with the UDP warp, so the data must be cropped with UDP as well.
         channels_last: run the network in NHWC memory format (faster convs on recent GPUs).
         metric_backend: ``pycocotools`` or ``faster_coco_eval``.
+        save_results: after each validation/test epoch, rank 0 writes the COCO results list
+            (rescored, OKS-NMS'd: the file COCOeval scored) to
+            ``<default_root_dir>/results/keypoints_<stage>_results.json``.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class HeatmapModule(pl.LightningModule):
         decode_method: str = "standard",
         channels_last: bool = False,
         metric_backend: str = "pycocotools",
+        save_results: bool = True,
     ) -> None:
         super().__init__()
         stage_modules = list(stage_modules or [1, 4, 3])
@@ -196,6 +201,9 @@ class HeatmapModule(pl.LightningModule):
             return
         stats = metric.compute()
         metric.reset()
+        if self.hparams.save_results and self.trainer.is_global_zero:
+            name = f"keypoints_{stage}_results.json"
+            metric.save(Path(self.trainer.default_root_dir) / "results" / name)
         # compute() gathers every rank's predictions, so all ranks log the same numbers.
         self.log_dict({f"{stage}/{k}": float(stats[k]) for k in STAT_KEYS if k in stats})
         box_source = getattr(self.trainer.datamodule, "box_source", "unknown")

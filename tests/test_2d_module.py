@@ -192,3 +192,15 @@ def test_bench_runs_on_cpu():
 
     r = bench_train_step(batch=2, input_hw=(64, 64), steps=1, warmup=1, device="cpu", **TINY)
     assert r["images_per_s"] > 0 and r["peak_memory_mb"] > 0 and r["device"].startswith("CPU")
+
+
+def test_validate_writes_coco_results_json(tmp_path):
+    """The scored predictions are kept as a COCO results file next to the run."""
+    dm = FakeDM(tmp_path)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path / "run")  # fmt: skip
+    trainer.validate(HeatmapModule(**TINY, flip_test=False), datamodule=dm, verbose=False)
+    res = json.loads((tmp_path / "run" / "results" / "keypoints_val_results.json").read_text())
+    assert len(res) == len(dm.val_set)  # one pose per GT box, none lost to OKS-NMS here
+    assert {r["image_id"] for r in res} == set(range(1, len(dm.val_set) + 1))
+    assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in res)
