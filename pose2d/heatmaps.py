@@ -13,8 +13,8 @@ Decoding (:func:`decode_heatmaps`, torch, vectorised over ``(B, J)``, runs on an
 
 * ``"standard"``: argmax, then a quarter-pixel step toward the higher neighbour (official
   ``get_final_preds``); score = peak value; coordinates zeroed where the peak is ≤ 0.
-* ``"dark"``: DARK (Zhang et al. 2020): Gaussian blur (11×11) keeping each map's maximum, log,
-  then a second-order Taylor step at the argmax (DarkPose finite differences).
+* ``"dark"``: DARK (Zhang et al. 2020): Gaussian blur (11×11, zero border) keeping each map's
+  maximum, log, then a second-order Taylor step at the argmax (DarkPose finite differences).
 * ``"udp"``: the UDP refinement (mmpose ``refine_keypoints_dark_udp``): blur, clip to
   [1e-3, 50], log, Newton step with 1-pixel finite differences. Pair it with UDP geometry
   (``(size - 1)`` scaling, :func:`pose2d.transforms.crop_to_image` with ``use_udp=True``).
@@ -111,13 +111,18 @@ def _gaussian_kernel1d(kernel: int, dtype: torch.dtype, device: torch.device) ->
 
 
 def gaussian_blur(heatmaps: torch.Tensor, kernel: int = 11) -> torch.Tensor:
-    """DARK modulation: separable Gaussian blur (reflect-101 border, like ``cv2.GaussianBlur``)
-    of ``(B, J, h, w)``, rescaled so each map keeps its original maximum."""
+    """DARK modulation: separable Gaussian blur of ``(B, J, h, w)``, rescaled so each map keeps
+    its original maximum.
+
+    Zero border, as the reference (DarkPose / mmpose ``gaussian_blur``: the map is zero-padded
+    by ``(kernel - 1) // 2`` before ``cv2.GaussianBlur``), so a peak at the edge is not mirrored
+    onto itself.
+    """
     b, j, h, w = heatmaps.shape
     pad = (kernel - 1) // 2
     k = _gaussian_kernel1d(kernel, heatmaps.dtype, heatmaps.device)
     x = heatmaps.reshape(b * j, 1, h, w)
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect" if min(h, w) > pad else "replicate")
+    x = F.pad(x, (pad, pad, pad, pad))  # zeros
     x = F.conv2d(x, k.view(1, 1, 1, -1))
     x = F.conv2d(x, k.view(1, 1, -1, 1)).reshape(b, j, h, w)
     orig_max = heatmaps.amax(dim=(-2, -1), keepdim=True)

@@ -40,7 +40,7 @@ def test_weight_zero_for_invisible_and_off_map_joints():
 @pytest.mark.parametrize("method", ["standard", "dark", "udp"])
 def test_integer_joints_round_trip_exactly(method):
     rng = np.random.default_rng(0)
-    # Away from the border: DARK's blur sees a reflected, truncated Gaussian there.
+    # Away from the border: DARK's blur sees a truncated Gaussian against the zero border there.
     joints = rng.integers(8, [40, 56], size=(17, 2)).astype(np.float64)
     hm, _ = encode_gaussian(joints, np.ones(17), HM)
     coords, maxvals = decode_heatmaps(torch.from_numpy(hm)[None], method=method)
@@ -119,3 +119,24 @@ def test_flip_back_mirrors_and_swaps_pairs():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="dark"):
         decode_heatmaps(torch.zeros(1, 1, 4, 4), method="argmax")
+
+
+def test_dark_blur_matches_the_reference_zero_border():
+    """DarkPose/mmpose ``gaussian_blur``: zero-pad by (k-1)//2, cv2.GaussianBlur, crop, restore
+    the max. A peak at the edge must not be mirrored onto itself (reflect padding differed by 0.6
+    of the peak here)."""
+    import cv2
+
+    from pose2d.heatmaps import gaussian_blur
+
+    rng = np.random.default_rng(3)
+    hm = rng.random((3, 64, 48)).astype(np.float32)
+    yy, xx = np.mgrid[:64, :48]
+    hm[0] = np.exp(-((xx - 1.3) ** 2 + (yy - 30) ** 2) / 8)  # peak 1.3 px from the left edge
+    b = 5
+    ref = np.empty_like(hm)
+    for k in range(3):
+        padded = cv2.GaussianBlur(np.pad(hm[k], b), (11, 11), 0)[b:-b, b:-b]
+        ref[k] = padded * hm[k].max() / padded.max()
+    ours = gaussian_blur(torch.from_numpy(hm)[None])[0].numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
