@@ -44,11 +44,29 @@ def describe_checkpoint(path: str | Path) -> tuple[str, str, int]:
     return name, size_s, params
 
 
+def run_box_source(metrics_json: str | Path) -> str | None:
+    """``"gt"`` or the detection file name the run evaluated on, read from the ``config.yaml``
+    the CLI saved next to ``metrics.json`` (``None`` when there is none)."""
+    import yaml
+
+    cfg_path = Path(metrics_json).with_name("config.yaml")
+    if not cfg_path.is_file():
+        return None
+    data = (yaml.safe_load(cfg_path.read_text()) or {}).get("data") or {}
+    data = data.get("init_args", data)
+    boxes = data.get("val_boxes")
+    if not boxes:
+        return None
+    return "gt" if boxes == "gt" else f"det ({Path(boxes).name})"
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(prog="python -m pose2d.table", description=__doc__)
     ap.add_argument("metrics_json")
     ap.add_argument("--ckpt", required=True)
-    ap.add_argument("--boxes", default="det")
+    ap.add_argument(
+        "--boxes", default=None, help="box label (default: read from the run's config.yaml)"
+    )
     args = ap.parse_args(argv)
     path = Path(args.metrics_json)
     if not path.is_file():
@@ -56,7 +74,10 @@ def main(argv: list[str] | None = None) -> str:
     data = json.loads(path.read_text())
     metrics = data.get("validate") or data.get("test") or {}
     name, size, params = describe_checkpoint(args.ckpt)
-    row = table_row(metrics, params, name, size, args.boxes)
+    used = run_box_source(path)
+    if used and args.boxes and used.split(" ")[0] != args.boxes:
+        raise SystemExit(f"--boxes {args.boxes} but the run in {path.parent} used {used}")
+    row = table_row(metrics, params, name, size, used or args.boxes or "?")
     print(row)
     return row
 

@@ -204,3 +204,24 @@ def test_validate_writes_coco_results_json(tmp_path):
     assert len(res) == len(dm.val_set)  # one pose per GT box, none lost to OKS-NMS here
     assert {r["image_id"] for r in res} == set(range(1, len(dm.val_set) + 1))
     assert all(len(r["keypoints"]) == 51 and r["category_id"] == 1 for r in res)
+
+
+def test_table_reads_the_box_source_the_run_used(tmp_path):
+    """The Table I row names the boxes from the run's saved config, so GT-box AP cannot be
+    printed as detector-box AP."""
+    from pose2d.table import main as table_main
+
+    module = HeatmapModule(**TINY)
+    trainer = pl.Trainer(max_epochs=0, logger=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"validate": {"val/AP": 0.5}}))
+    (run / "config.yaml").write_text("data:\n  val_boxes: person_detection_results/d.json\n")
+    row = table_main([str(run / "metrics.json"), "--ckpt", str(tmp_path / "m.ckpt")])
+    assert "| det (d.json) |" in row and "| 50.0 |" in row
+    (run / "config.yaml").write_text("data:\n  val_boxes: gt\n")
+    with pytest.raises(SystemExit, match="used gt"):
+        table_main([str(run / "metrics.json"), "--ckpt", str(tmp_path / "m.ckpt"), "--boxes=det"])
