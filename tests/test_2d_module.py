@@ -225,3 +225,12 @@ def test_table_reads_the_box_source_the_run_used(tmp_path):
     (run / "config.yaml").write_text("data:\n  val_boxes: gt\n")
     with pytest.raises(SystemExit, match="used gt"):
         table_main([str(run / "metrics.json"), "--ckpt", str(tmp_path / "m.ckpt"), "--boxes=det"])
+
+
+def test_bench_defaults_to_the_paper_model(capsys):
+    """``make bench-2d`` with no CAM= measures W32 + CAM (the paper's detector), not HRNet."""
+    from pose2d.bench import main as bench_main
+
+    r = bench_main(["--width", "8", "--batch", "1", "--input", "64", "64", "--steps", "1",
+                    "--warmup", "0"])  # fmt: skip
+    assert r["cam_placement"] == "paper" and r["images_per_s"] > 0
