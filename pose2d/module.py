@@ -206,7 +206,10 @@ class HeatmapModule(pl.LightningModule):
             metric.save(Path(self.trainer.default_root_dir) / "results" / name)
         # compute() gathers every rank's predictions, so all ranks log the same numbers.
         self.log_dict({f"{stage}/{k}": float(stats[k]) for k in STAT_KEYS if k in stats})
-        box_source = getattr(self.trainer.datamodule, "box_source", "unknown")
+        dm = self.trainer.datamodule
+        # test/predict may use other boxes than validation (``data.test_boxes``)
+        box_source = getattr(dm, "test_box_source" if stage == "test" else "box_source", None)
+        box_source = box_source or getattr(dm, "box_source", "unknown")
         if stage not in self._box_source_logged:  # a run-level fact: log it once per stage
             self._box_source_logged.add(stage)
             for logger in self.loggers:

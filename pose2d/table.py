@@ -44,6 +44,14 @@ def describe_checkpoint(path: str | Path) -> tuple[str, str, int]:
     return name, size_s, params
 
 
+def metrics_of(metrics_json: str | Path) -> dict:
+    """The ``metrics.json`` content (``{}`` when unreadable)."""
+    try:
+        return json.loads(Path(metrics_json).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def run_box_source(metrics_json: str | Path) -> str | None:
     """``"gt"`` or the detection file name the run evaluated on, read from the ``config.yaml``
     the CLI saved next to ``metrics.json`` (``None`` when there is none)."""
@@ -55,6 +63,8 @@ def run_box_source(metrics_json: str | Path) -> str | None:
     data = (yaml.safe_load(cfg_path.read_text()) or {}).get("data") or {}
     data = data.get("init_args", data)
     boxes = data.get("val_boxes")
+    if "validate" not in metrics_of(metrics_json):  # a test run: test_boxes when set
+        boxes = data.get("test_boxes") or boxes
     if not boxes:
         return None
     return "gt" if boxes == "gt" else f"det ({Path(boxes).name})"

@@ -234,3 +234,13 @@ def test_bench_defaults_to_the_paper_model(capsys):
     r = bench_main(["--width", "8", "--batch", "1", "--input", "64", "64", "--steps", "1",
                     "--warmup", "0"])  # fmt: skip
     assert r["cam_placement"] == "paper" and r["images_per_s"] > 0
+
+
+def test_test_stage_reports_the_test_boxes(tmp_path, caplog):
+    """``data.test_boxes`` differs from the validation boxes: the test AP names the test boxes."""
+    dm = FakeDM(tmp_path)
+    dm.test_box_source = "dets.json"
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.test(HeatmapModule(**TINY, flip_test=False), datamodule=dm, verbose=False)
+    assert "test AP" in caplog.text and "(boxes: dets.json)" in caplog.text
