@@ -37,8 +37,10 @@ def cli(args: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         if os.environ.get("POSE_TRACEBACK"):
             raise
-        hint = "" if "synthetic" in str(e) else f"\n{SYNTHETIC_HINT}"
-        print(f"error: {e}{hint}", file=sys.stderr)
+        msg = str(e)
+        about_data = ("COCO" in msg or "detection" in msg) and "synthetic" not in msg
+        hint = f"\n{SYNTHETIC_HINT}" if about_data else ""
+        print(f"error: {msg}{hint}", file=sys.stderr)
         return 2
     return 0
 
