@@ -105,6 +105,13 @@ class HeatmapModule(pl.LightningModule):
         self.metrics: dict[str, COCOKeypointMetric | None] = {}
         self._box_source_logged: set[str] = set()
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):  # noqa: D102
+        # The checkpoint holds every weight: do not re-read (or require) the ``pretrained`` file
+        # that initialised the run.
+        kwargs.setdefault("pretrained", None)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     # -- forward -----------------------------------------------------------------------------
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` → heatmaps ``(B, J, H/4, W/4)``."""

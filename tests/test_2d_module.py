@@ -244,3 +244,16 @@ def test_test_stage_reports_the_test_boxes(tmp_path, caplog):
                          default_root_dir=tmp_path)  # fmt: skip
     trainer.test(HeatmapModule(**TINY, flip_test=False), datamodule=dm, verbose=False)
     assert "test AP" in caplog.text and "(boxes: dets.json)" in caplog.text
+
+
+def test_load_from_checkpoint_does_not_need_the_pretrained_file(tmp_path):
+    pre = tmp_path / "init.pth"
+    torch.save(HeatmapModule(**TINY).model.state_dict(), pre)
+    module = HeatmapModule(**TINY, pretrained=str(pre))
+    trainer = pl.Trainer(max_epochs=0, logger=False, enable_progress_bar=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    pre.unlink()  # e.g. evaluating on another machine
+    loaded = HeatmapModule.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    torch.testing.assert_close(loaded.model.final_layer.weight, module.model.final_layer.weight)
