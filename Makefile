@@ -29,7 +29,7 @@ STAMP := $(VENV)/.installed
 help: ## List the targets and the variables they take
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: VENV PY TORCH_SPEC TORCH_INDEX GPUS PRECISION FRAMES DATA KEYPOINTS ROOT BACKBONE CAM"
-	@echo "  CKPT BOXES THREADS SWEEP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
+	@echo "  CKPT EVAL_DIR BOXES THREADS SWEEP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
 	@echo "  RENDER KP_NAME RENDER_ARGS"
 
 $(STAMP): pyproject.toml
@@ -89,7 +89,9 @@ POSE2D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.device
 POSE2D_DET = $(if $(filter synthetic,$(DATA)),person_detection_results/synthetic_val2017_detections.json,person_detection_results/COCO_val2017_detections_AP_H_56_person.json)
 POSE2D_BOXES = $(if $(filter gt,$(BOXES)),gt,$(POSE2D_DET))
 POSE2D_ENV = $(if $(THREADS),OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS))
-POSE2D_EVAL_DIR = runs/pose2d/eval-$(BACKBONE)-$(DATA)-$(BOXES)
+# Evaluation output folder: one per checkpoint (run name + file stem); EVAL_DIR= overrides it.
+CKPT_TAG = $(notdir $(patsubst %/checkpoints/,%,$(dir $(CKPT))))-$(basename $(notdir $(CKPT)))
+POSE2D_EVAL_DIR = $(or $(EVAL_DIR),runs/pose2d/eval-$(DATA)-$(BOXES)-$(CKPT_TAG))
 
 .PHONY: train-2d eval-2d bench-2d
 train-2d: install ## Train the 2D detector (BACKBONE=w32|w48 CAM= DATA=coco|synthetic GPUS PRECISION ARGS)
@@ -157,7 +159,7 @@ POSE3D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.device
 POSE3D_FRAMES = $(if $(or $(filter-out synthetic,$(DATA)),$(filter command line environment,$(origin FRAMES))),--data.init_args.frames=$(FRAMES))
 POSE3D_KEYPOINTS = $(if $(or $(filter h36m,$(DATA)),$(and $(filter synthetic,$(DATA)),$(KEYPOINTS_GIVEN))),--data.init_args.keypoints=$(KEYPOINTS))
 POSE3D_DATA = $(POSE3D_FRAMES) $(POSE3D_KEYPOINTS) $(if $(ROOT),--data.init_args.root=$(ROOT))
-POSE3D_EVAL_DIR = runs/pose3d/eval-$(DATA)
+POSE3D_EVAL_DIR = $(or $(EVAL_DIR),runs/pose3d/eval-$(DATA)-$(CKPT_TAG))
 
 .PHONY: train-3d eval-3d bench-3d
 train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS ROOT GPUS PRECISION ARGS)
@@ -170,3 +172,6 @@ eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per actio
 
 bench-3d: install ## Lifter train-step seq/s + peak memory, full model vs PoseFormer (CUDA if present, else tiny CPU)
 	$(PY) -m pose3d.bench $(ARGS)
+
+.PHONY: bench
+bench: bench-2d bench-3d ## Both benchmarks (train-step throughput and peak memory)

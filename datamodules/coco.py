@@ -56,8 +56,8 @@ def check_layout(root: str | Path, split: str) -> None:
             f"COCO {split} data not found: missing {', '.join(missing)}. Expected under "
             f"{Path(root).resolve()}: annotations/person_keypoints_{{train,val}}2017.json and "
             "the image folders train2017/ and val2017/ (see docs/2d-data.md). To run without "
-            "COCO use the synthetic set: `make data-2d` and DATA=synthetic, or "
-            "--data.synthetic=true --data.root=data/synthetic_coco."
+            "COCO use the synthetic set: make train-2d DATA=synthetic (= python -m pose2d fit "
+            "--config configs/pose2d/synthetic.yaml)."
         )
 
 

@@ -63,8 +63,8 @@ def missing_dataset_message(root: str | Path, source: str) -> str:
         "DATASETS.md. Then run\n"
         f"  python -m datamodules.h36m prepare --root {root} --keypoints {source}\n"
         "  (or make prepare-3d DATA=h36m KEYPOINTS=<source>).\n"
-        "To try the pipeline without the dataset use the synthetic set: make prepare-3d "
-        "DATA=synthetic, or --data.synthetic=true."
+        "To try the pipeline without the dataset use the synthetic set: make train-3d "
+        "DATA=synthetic (= python -m pose3d fit --config configs/pose3d/synthetic.yaml)."
     )
 
 

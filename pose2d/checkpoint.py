@@ -36,15 +36,29 @@ def load_detector(
     return model.to(map_location).eval()
 
 
+def _hparams(path: str | Path) -> tuple[dict, dict]:
+    """(module, datamodule) hyper-parameters of a checkpoint, read with weights_only=True."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(ckpt.get("hyper_parameters") or {}), dict(
+        ckpt.get("datamodule_hyper_parameters") or {}
+    )
+
+
 def detector_input_size(path: str | Path, default: tuple[int, int] = (192, 256)) -> tuple[int, int]:
     """The crop (w, h) the detector was trained at: the data module's ``input_size`` stored in
     the checkpoint (``datamodule_hyper_parameters``), else ``default``."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("datamodule_hyper_parameters", "hyper_parameters"):
-        size = (ckpt.get(key) or {}).get("input_size")
+    module_hp, data_hp = _hparams(path)
+    for hp in (data_hp, module_hp):
+        size = hp.get("input_size")
         if size:
             return int(size[0]), int(size[1])
     return default
+
+
+def detector_decode_method(path: str | Path, default: str = "standard") -> str:
+    """The heatmap decoding the detector was validated with (``decode_method``): a UDP-trained
+    detector must be decoded with UDP geometry, so inference follows the checkpoint."""
+    return str(_hparams(path)[0].get("decode_method") or default)
 
 
 def add_input_size_argument(parser: argparse.ArgumentParser) -> None:
@@ -57,4 +71,15 @@ def add_input_size_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar=("W", "H"),
         help="detector crop size (default: from the checkpoint, else 192 256)",
+    )
+
+
+def add_decode_argument(parser: argparse.ArgumentParser) -> None:
+    """``--decode`` for the CLIs that decode heatmaps (resolved by :func:`detector_decode_method`
+    when not given)."""
+    parser.add_argument(
+        "--decode",
+        default=None,
+        choices=("standard", "dark", "udp"),
+        help="heatmap decoding (default: the checkpoint's decode_method)",
     )

@@ -32,7 +32,13 @@ from datamodules.frames import VIDEO_SUFFIXES, VideoFrames
 from datamodules.h36m_files import write_2d_h36m
 from datamodules.skeleton import COCO, coco_to_h36m
 from pose2d.boxes import CocoJsonBoxes, FullFrameBoxes
-from pose2d.checkpoint import add_input_size_argument, detector_input_size, load_detector
+from pose2d.checkpoint import (
+    add_decode_argument,
+    add_input_size_argument,
+    detector_decode_method,
+    detector_input_size,
+    load_detector,
+)
 from pose2d.missing import fill_missing
 from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
@@ -131,15 +137,14 @@ def main(argv: list[str] | None = None) -> Path:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     add_input_size_argument(p)
-    p.add_argument("--decode", default="standard", choices=("standard", "dark", "udp"))
+    add_decode_argument(p)
     p.add_argument("--no-flip", action="store_true", help="no flip test")
     p.add_argument("--batch-size", type=int, default=64)
     a = p.parse_args(argv)
     model = load_detector(a.detector)
     size = a.input_size or detector_input_size(a.detector)
-    est = TopDownEstimator(
-        model, tuple(size), not a.no_flip, a.decode, COCO, a.device, a.batch_size
-    )
+    decode = a.decode or detector_decode_method(a.detector)
+    est = TopDownEstimator(model, tuple(size), not a.no_flip, decode, COCO, a.device, a.batch_size)
     t0 = time.perf_counter()
     path = export_keypoints(a.root, est, a.name, a.out, a.boxes)
     print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")

@@ -10,6 +10,7 @@ of ``--steps`` steps after ``--warmup`` steps, as sequences/s, plus peak CUDA me
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -66,6 +67,10 @@ def bench(
         torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     )
     return {"seq_per_s": batch / statistics.median(times), "peak_gib": peak, "params": params}
+
+
+def _gib(x: float) -> str:
+    return "n/a (CPU)" if math.isnan(x) else f"{x:.2f}"
 
 
 def saved_activation_bytes(
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             r = bench(m, a.batch, frames, a.precision, a.steps, a.warmup, device, a.attn_impl,
                       a.compile)  # fmt: skip
             print(f"| {m} | {r['params'] / 1e6:.3f}M | {frames} | {a.batch} | "
-                  f"{r['seq_per_s']:.1f} | {r['peak_gib']:.2f} |", flush=True)  # fmt: skip
+                  f"{r['seq_per_s']:.1f} | {_gib(r['peak_gib'])} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

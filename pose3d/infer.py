@@ -24,7 +24,12 @@ from datamodules.cameras import normalize_screen_coordinates
 from datamodules.frames import open_frames
 from datamodules.skeleton import COCO, H36M, coco_to_h36m
 from pose2d.boxes import BoxSource, FullFrameBoxes, make_box_source
-from pose2d.checkpoint import add_input_size_argument, detector_input_size
+from pose2d.checkpoint import (
+    add_decode_argument,
+    add_input_size_argument,
+    detector_decode_method,
+    detector_input_size,
+)
 from pose2d.missing import fill_missing
 from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
@@ -147,8 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile both networks")
     add_input_size_argument(p)
+    add_decode_argument(p)
     p.add_argument("--frames", type=int, default=None, help="lifter T (default: from checkpoint)")
-    p.add_argument("--decode", default="standard", choices=("standard", "dark", "udp"))
     p.add_argument("--no-flip-2d", action="store_true", help="no flip test in the detector")
     p.add_argument("--flip-3d", action="store_true", help="flip test-time augmentation in 3D")
     p.add_argument(
@@ -189,8 +194,9 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     if a.compile:
         detector, lifter = torch.compile(detector), torch.compile(lifter)
     dtype = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[a.precision]
+    decode = a.decode or detector_decode_method(a.detector)
     est = TopDownEstimator(
-        detector, tuple(input_size), not a.no_flip_2d, a.decode, COCO, a.device, a.batch_size, dtype
+        detector, tuple(input_size), not a.no_flip_2d, decode, COCO, a.device, a.batch_size, dtype
     )
     result = run_pipeline(
         frames, est, lifter, frames_t, make_box_source(a.boxes), a.missing, 256, a.flip_3d,
