@@ -10,6 +10,7 @@ Functions accept numpy arrays and torch tensors alike and return the same type.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -209,12 +210,24 @@ def _is_torch(x: ArrayLike) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _take(x: ArrayLike, index: tuple[int, ...] | list[int]) -> ArrayLike:
+@lru_cache(maxsize=64)
+def joint_index_tensor(index: tuple[int, ...], device: Any) -> Any:
+    """A joint permutation/selection as an int64 tensor on ``device``, built once per device.
+
+    Hot paths (flip test-time augmentation, conversions) call this every batch; re-building the
+    tensor would be a host→device copy (a stream sync on CUDA) each time. Made outside inference
+    mode so autograd can use it later. Read-only: do not modify the returned tensor.
+    """
+    import torch
+
+    with torch.inference_mode(False):
+        return torch.as_tensor(index, dtype=torch.long, device=device)
+
+
+def _take(x: ArrayLike, index: tuple[int, ...]) -> ArrayLike:
     """Select joints along axis -2 for numpy or torch."""
     if _is_torch(x):
-        import torch
-
-        return x.index_select(-2, torch.as_tensor(index, device=x.device))
+        return x.index_select(-2, joint_index_tensor(tuple(index), x.device))
     return np.take(x, index, axis=-2)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.skeleton import Skeleton
+from datamodules.skeleton import Skeleton, joint_index_tensor
 
 DECODE_METHODS = ("standard", "dark", "udp")
 
@@ -235,7 +235,9 @@ def flip_back(heatmaps: torch.Tensor, skeleton: Skeleton, shift: bool = True) ->
     Mirrors along x and swaps left/right joints; ``shift=True`` moves the result one pixel to
     the right (official ``SHIFT_HEATMAP``, for the standard codec; use False with UDP).
     """
-    out = heatmaps.flip(-1)[:, list(skeleton.flip_index)]
+    out = heatmaps.flip(-1).index_select(
+        1, joint_index_tensor(skeleton.flip_index, heatmaps.device)
+    )
     if shift:
         out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
     return out

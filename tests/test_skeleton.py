@@ -110,3 +110,18 @@ def test_mpi_h36m_round_trip():
     )
     t = torch.from_numpy(x)
     torch.testing.assert_close(h36m_to_mpi(mpi_to_h36m(t)), t)
+
+
+def test_torch_joint_index_is_built_once_and_autograd_safe():
+    """Flip TTA runs every batch: the permutation tensor is cached per device (no host→device
+    copy per call), and one first built under inference mode still works with autograd."""
+    from datamodules.skeleton import joint_index_tensor
+
+    with torch.inference_mode():
+        flip_pose(torch.zeros(1, 17, 3), MPI_INF_3DHP)  # first use inside validation
+    idx = joint_index_tensor(MPI_INF_3DHP.flip_index, torch.device("cpu"))
+    assert idx is joint_index_tensor(MPI_INF_3DHP.flip_index, torch.device("cpu"))
+    assert idx.tolist() == list(MPI_INF_3DHP.flip_index) and not idx.is_inference()
+    x = torch.randn(2, 17, 3, requires_grad=True)
+    flip_pose(x, MPI_INF_3DHP).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([-1.0, 1.0, 1.0]).expand(2, 17, 3))
