@@ -47,8 +47,10 @@ class NonFiniteGuard(Callback):
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
-        bad = not bool(torch.isfinite(loss.detach()).all())
-        self._stop_if_any(trainer, bad, f"loss = {loss.detach().float().flatten()[:1].item()}")
+        bad = not bool(torch.isfinite(loss.detach()).all())  # the one sync this check needs
+        # The value is only read for the message: a second .item() every step is a second sync.
+        what = f"loss = {loss.detach().float().flatten()[:1].item()}" if bad else ""
+        self._stop_if_any(trainer, bad, what)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer

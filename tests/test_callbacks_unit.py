@@ -76,6 +76,20 @@ def test_nonfinite_guard_catches_gradients(tmp_path: Path) -> None:
         _trainer(tmp_path, callbacks=[guard]).fit(GradNaN(), ToyData())
 
 
+def test_nonfinite_guard_reads_a_finite_loss_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A healthy step costs one device sync (the finiteness test); the loss value is only
+    read (``.item()``, a second sync on CUDA) for the error message of a bad step."""
+    from types import SimpleNamespace
+
+    trainer = SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=lambda b, all: b))
+
+    def no_item(self):
+        raise AssertionError(".item() on a finite loss")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    NonFiniteGuard(save_checkpoint=False).on_before_backward(trainer, None, torch.tensor(0.5))
+
+
 # -- small pure helpers -----------------------------------------------------------------------
 def test_group_table_and_markdown() -> None:
     metrics = {
