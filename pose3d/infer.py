@@ -91,6 +91,8 @@ def run_pipeline(
     autocast_dtype: torch.dtype | None = None,
 ) -> PipelineResult:
     """Everything but the files: 2D for every frame, then 3D for every frame."""
+    if missing_mode not in ("interpolate", "nan"):  # before the (long) 2D and 3D passes
+        raise ValueError(f"unknown --missing {missing_mode!r}; use interpolate or nan")
     t0 = time.perf_counter()
     kpts, boxes, sizes = estimate_2d(
         frames, estimator, box_source or FullFrameBoxes(), MainPersonTracker()
@@ -113,8 +115,6 @@ def run_pipeline(
         filled = fill_missing(kpts, missing, "nan")
         h36m = coco_to_h36m(filled)
         pose_3d = fill_missing(pose_3d, missing, "nan")
-    elif missing_mode != "interpolate":
-        raise ValueError(f"unknown --missing {missing_mode!r}; use interpolate or nan")
     timings = {"frames": f, "seconds_2d": t1 - t0, "seconds_3d": t2 - t1}
     timings["fps_end_to_end"] = f / max(t2 - t0, 1e-9)
     return PipelineResult(filled, h36m.astype(np.float32), pose_3d, missing, boxes, sizes, timings)

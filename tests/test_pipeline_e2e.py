@@ -144,3 +144,16 @@ def test_image_folder_input_and_errors(clip, nets, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png"):
         list(open_frames(tmp_path / "bad.png"))
+
+
+def test_unknown_missing_mode_fails_before_reading_frames(nets):
+    """A typo in ``missing_mode`` is reported up front, not after the whole 2D/3D pass."""
+    det, lifter = nets
+
+    def frames():
+        raise AssertionError("frames were read")
+        yield
+
+    est = TopDownEstimator(det, (64, 64), flip_test=False)
+    with pytest.raises(ValueError, match="unknown --missing 'zero'"):
+        run_pipeline(frames(), est, lifter, 9, missing_mode="zero")
