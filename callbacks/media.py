@@ -168,10 +168,12 @@ class MediaLogger(Callback):
         k = self.num_samples
         images = batch["image"][:k]
         heatmaps = pl_module.model(images).float()
-        coords, maxvals = decode_heatmaps(heatmaps)
-        # heatmap px -> input px (the official non-UDP scaling: multiply by the stride)
-        sx = images.shape[-1] / heatmaps.shape[-1]
-        sy = images.shape[-2] / heatmaps.shape[-2]
+        method = str(getattr(pl_module.hparams, "decode_method", "standard"))
+        coords, maxvals = decode_heatmaps(heatmaps, method=method)
+        # heatmap px -> input px: the stride, or UDP's (size - 1) ratio
+        off = 1 if method == "udp" else 0
+        sx = (images.shape[-1] - off) / (heatmaps.shape[-1] - off)
+        sy = (images.shape[-2] - off) / (heatmaps.shape[-2] - off)
         pts = coords.cpu().numpy() * np.array([sx, sy])
         scores = maxvals.cpu().numpy()[..., None]
         kps = np.concatenate([pts, scores], -1)
