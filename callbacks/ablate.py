@@ -137,6 +137,10 @@ def _run_in_process(cmd: list[str]) -> int:
     except Exception as e:  # noqa: BLE001 - a failed point is reported, the grid goes on
         print(f"[ablate] point failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    finally:
+        # each point is its own W&B run: WandbLogger would otherwise reuse the open one
+        if "wandb" in sys.modules:
+            sys.modules["wandb"].finish()
     return 0
 
 

@@ -206,6 +206,17 @@ def test_media_logger_logs_3d_pictures_only_with_wandb(tmp_path: Path, monkeypat
     trainer = _trainer(tmp_path, callbacks=[media], logger=CSVLogger(str(tmp_path)))
     trainer.fit(ToyModule(), ToyData())
     assert logged == []
+    _reset_wandb()
+
+
+def _reset_wandb() -> None:
+    """Close W&B completely: a disabled-mode run survives ``finish()``, and the mode is cached
+    by ``wandb.setup``, so without this a later WandbLogger in the same process is a no-op."""
+    import wandb
+
+    wandb.finish()
+    wandb.teardown()
+    wandb.run = None
 
 
 # -- the CLI end to end, in process -----------------------------------------------------------
@@ -250,6 +261,9 @@ def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, monkeypatch) -> None:
+    import wandb
+
+    _reset_wandb()
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run_dir = tmp_path / "run"
@@ -266,8 +280,6 @@ def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, mo
     run_cli(
         ToyModule, ToyData, links=links, args=[*args, "--trainer.max_epochs=1"], monitor="val/mpjpe"
     )
-    import wandb
-
     wandb.finish()
     (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
     run_id = json.loads((run_dir / "run_info.json").read_text())["wandb_run_id"]
