@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import netrc
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -276,3 +277,22 @@ def run_cli(
         mode=mode,
         project=project,
     )
+
+
+def exit_on_missing_files(
+    main: Callable[[list[str] | None], object],
+    args: list[str] | None,
+    hint: str,
+    wants_hint: Callable[[str], bool] = lambda msg: "synthetic" not in msg,
+) -> int:
+    """Run ``main(args)``; a missing dataset/checkpoint becomes one ``error:`` message (plus
+    ``hint`` when ``wants_hint(message)``) and exit status 2. ``POSE_TRACEBACK=1`` re-raises."""
+    try:
+        main(args)
+    except FileNotFoundError as e:
+        if os.environ.get("POSE_TRACEBACK"):
+            raise
+        msg = str(e)
+        print(f"error: {msg}" + (f"\n{hint}" if wants_hint(msg) else ""), file=sys.stderr)
+        return 2
+    return 0

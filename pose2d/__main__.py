@@ -6,10 +6,9 @@ traceback, and the command exits with status 2; set ``POSE_TRACEBACK=1`` to see 
 
 from __future__ import annotations
 
-import os
 import sys
 
-from callbacks.cli import run_cli
+from callbacks.cli import exit_on_missing_files, run_cli
 from datamodules.coco import CocoKeypointsDataModule
 from pose2d.module import HeatmapModule
 
@@ -32,17 +31,12 @@ def main(args: list[str] | None = None):
 
 def cli(args: list[str] | None = None) -> int:
     """Console entry: :func:`main`, with missing files reported as one message (exit status 2)."""
-    try:
-        main(args)
-    except FileNotFoundError as e:
-        if os.environ.get("POSE_TRACEBACK"):
-            raise
-        msg = str(e)
-        about_data = ("COCO" in msg or "detection" in msg) and "synthetic" not in msg
-        hint = f"\n{SYNTHETIC_HINT}" if about_data else ""
-        print(f"error: {msg}{hint}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_on_missing_files(
+        main,
+        args,
+        SYNTHETIC_HINT,
+        lambda msg: ("COCO" in msg or "detection" in msg) and "synthetic" not in msg,
+    )
 
 
 if __name__ == "__main__":

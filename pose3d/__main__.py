@@ -10,12 +10,11 @@ command exits with status 2; set ``POSE_TRACEBACK=1`` to see the traceback.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytorch_lightning as pl
 
-from callbacks.cli import PoseCLI
+from callbacks.cli import PoseCLI, exit_on_missing_files
 from pose3d.module import LiftingModule
 
 SYNTHETIC_HINT = (
@@ -40,14 +39,7 @@ def main(args: list[str] | None = None) -> PoseCLI:
 
 def cli(args: list[str] | None = None) -> int:
     """Console entry: :func:`main`, with missing files reported as one message (exit status 2)."""
-    try:
-        main(args)
-    except FileNotFoundError as e:
-        if os.environ.get("POSE_TRACEBACK"):
-            raise
-        print(f"error: {e}\n{SYNTHETIC_HINT}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_on_missing_files(main, args, SYNTHETIC_HINT)
 
 
 if __name__ == "__main__":
