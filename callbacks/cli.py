@@ -202,6 +202,10 @@ class PoseCLI(LightningCLI):
         return opts, run_dir
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:  # noqa: D102
+        # Missing data is reported before any logger (a W&B run) or run folder is created.
+        check_files = getattr(self.datamodule, "check_files", None)
+        if self.subcommand and callable(check_files):
+            check_files(self.subcommand)
         opts, run_dir = self.run_options()
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         if config.get("default_root_dir") is None:

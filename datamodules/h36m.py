@@ -236,11 +236,17 @@ class H36MDataModule(LiftingDataModule):
             if self._raw_present():
                 prepare_h36m(self.root, self.keypoints)
 
+    def _prepare_command(self) -> str:
+        return f"python -m datamodules.h36m prepare --root {self.root} --keypoints {self.keypoints}"
+
+    def _missing_message(self) -> str:
+        return missing_dataset_message(self.root, self.keypoints)
+
+    def _will_prepare(self) -> bool:
+        return self.synthetic or super()._will_prepare()
+
     def setup(self, stage: str | None = None) -> None:
-        cache = self._read_cache(
-            f"python -m datamodules.h36m prepare --root {self.root} --keypoints {self.keypoints}",
-            missing_dataset_message(self.root, self.keypoints),
-        )
+        cache = self._read_cache()
         subjects = np.array([r["subject"] for r in cache.sequences])
         group = np.array([self.group_names.index(r["group"]) for r in cache.sequences])
         have = sorted(set(subjects.tolist()))

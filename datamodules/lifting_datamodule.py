@@ -53,17 +53,37 @@ class LiftingDataModule(pl.LightningDataModule):
     def _raw_present(self) -> bool:
         raise NotImplementedError
 
-    def _read_cache(self, prepare_command: str, missing_message: str) -> SequenceCache:
-        """The prepared cache (memory-mapped), or a clear error: how to prepare it when the raw
-        files are there (``prepare_command``), else ``missing_message``."""
+    def _prepare_command(self) -> str:
+        raise NotImplementedError
+
+    def _missing_message(self) -> str:
+        raise NotImplementedError
+
+    def _will_prepare(self) -> bool:
+        """Whether ``prepare_data`` generates or prepares the cache itself."""
+        return self.auto_prepare and self._raw_present()
+
+    def check_files(self, stage: str | None = None) -> None:
+        """Raise the missing-data error up front (the CLI calls this before a run, and its
+        logger, starts); data that ``prepare_data`` will generate or prepare is not missing."""
+        if not self._will_prepare():
+            self._check_cache()
+
+    def _check_cache(self) -> None:
+        """A clear error unless the cache exists: how to prepare it when the raw files are
+        there, else the dataset's missing-files message."""
         if not cache_exists(self.cache_folder):
             if self._raw_present():
                 raise FileNotFoundError(
                     f"found the raw files in {self.root} but no prepared cache "
-                    f"{self.cache_folder}/. Run once:\n  {prepare_command}\n"
+                    f"{self.cache_folder}/. Run once:\n  {self._prepare_command()}\n"
                     "(or pass --data.auto_prepare=true)"
                 )
-            raise FileNotFoundError(missing_message)
+            raise FileNotFoundError(self._missing_message())
+
+    def _read_cache(self) -> SequenceCache:
+        """The prepared cache (memory-mapped), or the error of :meth:`_check_cache`."""
+        self._check_cache()
         cache = read_cache(self.cache_folder, mmap=True)
         if cache.meta.get("skeleton") != self.skeleton.name:
             raise ValueError(f"{self.cache_folder} holds {cache.meta.get('skeleton')!r} poses")

@@ -187,11 +187,14 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         if self.auto_prepare and not cache_exists(self.cache_folder) and self._raw_present():
             prepare_3dhp(self.root)
 
+    def _prepare_command(self) -> str:
+        return f"python -m datamodules.mpi_inf_3dhp prepare --root {self.root}"
+
+    def _missing_message(self) -> str:
+        return missing_dataset_message(self.root)
+
     def setup(self, stage: str | None = None) -> None:
-        cache = self._read_cache(
-            f"python -m datamodules.mpi_inf_3dhp prepare --root {self.root}",
-            missing_dataset_message(self.root),
-        )
+        cache = self._read_cache()
         split = np.array([r["split"] for r in cache.sequences])
         names = [r["group"] for r in cache.sequences]
         self.train_group_names = sorted(

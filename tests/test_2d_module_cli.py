@@ -47,3 +47,17 @@ def test_cli_missing_coco_is_one_message(tmp_path, capsys):
     assert status == 2
     assert "Traceback" not in err and err.count("error:") == 1
     assert "person_keypoints_train2017.json" in err and "DATA=synthetic" in err
+
+
+def test_missing_coco_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    from pose2d.__main__ import cli
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("POSE_TRACEBACK", raising=False)
+    run_dir = tmp_path / "run"
+    rc = cli(["fit", "--config", "configs/pose2d/w32_256x192.yaml",
+              f"--data.root={tmp_path / 'coco'}", "--trainer.accelerator=cpu",
+              f"--run.dir={run_dir}"])  # fmt: skip
+    assert rc == 2
+    assert "person_keypoints_train2017.json" in capsys.readouterr().err
+    assert not run_dir.exists()

@@ -30,3 +30,16 @@ def test_traceback_on_request(tmp_path, monkeypatch) -> None:
         cli(["fit", "--config", "configs/pose3d/paper.yaml",
              f"--data.init_args.root={tmp_path / 'h36m'}", "--trainer.accelerator=cpu",
              "--trainer.fast_dev_run=true", f"--run.dir={tmp_path / 'run'}"])  # fmt: skip
+
+
+def test_missing_data_stops_before_a_run_or_wandb_run_exists(tmp_path, monkeypatch, capsys):
+    """The data check runs before the logger: no run folder, no (offline) W&B run is left."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("POSE_TRACEBACK", raising=False)
+    run_dir = tmp_path / "run"
+    rc = cli(["fit", "--config", "configs/pose3d/3dhp.yaml",
+              f"--data.init_args.root={tmp_path / 'mpi'}", "--trainer.accelerator=cpu",
+              f"--run.dir={run_dir}"])  # fmt: skip
+    assert rc == 2
+    assert "data_train_3dhp.npz" in capsys.readouterr().err
+    assert not run_dir.exists()
