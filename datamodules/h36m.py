@@ -84,7 +84,11 @@ def prepare_h36m(
     keypoints: str = REAL_DEFAULT_SOURCE,
     skip: Sequence[tuple[str, str]] = SKIPPED,
 ) -> Path:
-    """Read the VideoPose3D npz files once and write the pickle-free cache; returns its folder."""
+    """Read the VideoPose3D npz files once and write the pickle-free cache; returns its folder.
+
+    The one place (with the 3DHP prepare) where a user's pickled npz is unpickled: only the
+    explicit ``python -m datamodules.h36m prepare`` command calls it.
+    """
     root = Path(root)
     p3d, p2d = root / FILE_3D, root / file_2d(keypoints)
     missing = [str(p) for p in (p3d, p2d) if not p.is_file()]
@@ -96,6 +100,33 @@ def prepare_h36m(
     positions_2d = load_pickled_npz(p2d, "positions_2d")
     metadata = load_pickled_npz(p2d, "metadata", required=False) or {}
     confidences = load_pickled_npz(p2d, "confidences", required=False)
+    return build_h36m_cache(
+        root, keypoints, positions_3d, positions_2d, metadata, confidences, skip
+    )
+
+
+def build_h36m_cache(
+    root: str | Path,
+    keypoints: str,
+    positions_3d: dict,
+    positions_2d: dict,
+    metadata: dict,
+    confidences: dict | None = None,
+    skip: Sequence[tuple[str, str]] = SKIPPED,
+) -> Path:
+    """Write ``<root>/cache/<keypoints>/`` from the (already loaded) VideoPose3D dicts.
+
+    Args:
+        root: dataset folder; the files are named after ``FILE_3D`` / ``file_2d(keypoints)``.
+        keypoints: 2D source name.
+        positions_3d: subject -> action -> ``(F, 32, 3)`` world metres.
+        positions_2d: subject -> action -> 4 cameras × ``(F', 17, 2)`` pixels.
+        metadata: the 2D file's metadata (``layout_name``, ``keypoints_symmetry``, ...).
+        confidences: optional subject -> action -> 4 × ``(F', 17)`` scores.
+        skip: (subject, action) pairs left out.
+    """
+    root = Path(root)
+    p3d, p2d = root / FILE_3D, root / file_2d(keypoints)
     layout = metadata.get("layout_name", "h36m")
 
     items: list[tuple[str, str, int]] = []  # (subject, action, camera index)
