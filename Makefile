@@ -76,7 +76,7 @@ ROOT      ?=
 KEYPOINTS_GIVEN = $(filter command line environment,$(origin KEYPOINTS))
 prepare-3d: install ## Build the 3D cache: DATA=synthetic (generate; with KEYPOINTS= prepare that source) | h36m KEYPOINTS= | 3dhp; ROOT=
 	@case "$(DATA)" in \
-	  synthetic) $(if $(KEYPOINTS_GIVEN),$(PY) -m datamodules.h36m prepare --root $(or $(ROOT),data/synthetic_h36m) --keypoints $(KEYPOINTS),$(PY) -m datamodules.synthetic_h36m --out $(or $(ROOT),data/synthetic_h36m) --prepare) $(ARGS) ;; \
+	  synthetic) $(if $(KEYPOINTS_GIVEN),$(PY) -m datamodules.h36m prepare --root $(or $(ROOT),data/synthetic_h36m) --keypoints $(KEYPOINTS),$(PY) -m datamodules.synthetic_h36m --out $(or $(ROOT),data/synthetic_h36m)) $(ARGS) ;; \
 	  h36m) $(PY) -m datamodules.h36m prepare --root $(or $(ROOT),data/h36m) --keypoints $(KEYPOINTS) $(ARGS) ;; \
 	  3dhp) $(PY) -m datamodules.mpi_inf_3dhp prepare --root $(or $(ROOT),data/mpi_inf_3dhp) $(ARGS) ;; \
 	  *) echo "DATA must be synthetic, h36m or 3dhp (got '$(DATA)')"; exit 2 ;; \

@@ -34,6 +34,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
+from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
 from callbacks.group_table import GroupTable
 from callbacks.media import MediaLogger
 from callbacks.metrics_file import MetricsFile
@@ -41,6 +42,11 @@ from callbacks.nonfinite import NonFiniteGuard
 from callbacks.rng_state import RNGState
 from callbacks.run_info import RunInfo
 from callbacks.throughput import Throughput
+from callbacks.user_error import UserError
+
+
+# --ckpt_path values Lightning resolves itself (not files).
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 class RunOptions:
@@ -162,9 +168,11 @@ class PoseCLI(LightningCLI):
         monitor: str | None = None,
         mode: str = "min",
         project: str | None = None,
+        checkpoint_kinds: Sequence[CheckpointKind] = (),
         **kwargs,
     ) -> None:
         self._links = tuple(links)
+        self._checkpoint_kinds = tuple(checkpoint_kinds)
         self._monitor = monitor
         self._mode = mode
         self._package = model_class.__module__.split(".")[0]
@@ -202,7 +210,9 @@ class PoseCLI(LightningCLI):
         return opts, run_dir
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:  # noqa: D102
-        # Missing data is reported before any logger (a W&B run) or run folder is created.
+        # A wrong checkpoint or missing data is reported before any logger (a W&B run) or run
+        # folder is created.
+        self._check_ckpt_path()
         check_files = getattr(self.datamodule, "check_files", None)
         if self.subcommand and callable(check_files):
             check_files(self.subcommand)
@@ -245,6 +255,14 @@ class PoseCLI(LightningCLI):
         self.run_dir = run_dir
         return self._instantiate_trainer(config, callbacks)
 
+    def _check_ckpt_path(self) -> None:
+        """A ``--ckpt_path`` file (eval or resume) of the wrong kind is one line, before any
+        logger or folder exists; Lightning's names (``last``, ``best``...) resolve later."""
+        cfg = self.config.get(str(self.subcommand), self.config)
+        path = cfg.get("ckpt_path")
+        if path and self._checkpoint_kinds and str(path) not in LIGHTNING_CKPT_NAMES:
+            require_checkpoint(path, self._checkpoint_kinds, "--ckpt_path")
+
     def _resume_wandb_id(self, run_dir: str) -> str | None:
         """The W&B run id of the run being resumed (``--ckpt_path`` given), so the curves
         continue in the same W&B run instead of starting a new one."""
@@ -266,11 +284,13 @@ def run_cli(
     monitor: str | None = None,
     mode: str = "min",
     project: str | None = None,
+    checkpoint_kinds: Sequence[CheckpointKind] = (),
 ) -> PoseCLI:
     """Entry point used by each package's ``__main__``.
 
     ``monitor``/``mode``: the validation metric that picks the best checkpoint (2D ``val/AP``
-    max, 3D ``val/mpjpe`` min); ``project``: the default W&B project.
+    max, 3D ``val/mpjpe`` min); ``project``: the default W&B project; ``checkpoint_kinds``: the
+    :mod:`callbacks.checkpoint_check` kinds a ``--ckpt_path`` file may be.
     """
     return PoseCLI(
         model_class,
@@ -280,6 +300,7 @@ def run_cli(
         monitor=monitor,
         mode=mode,
         project=project,
+        checkpoint_kinds=checkpoint_kinds,
     )
 
 
@@ -290,9 +311,15 @@ def exit_on_missing_files(
     wants_hint: Callable[[str], bool] = lambda msg: "synthetic" not in msg,
 ) -> int:
     """Run ``main(args)``; a missing dataset/checkpoint becomes one ``error:`` message (plus
-    ``hint`` when ``wants_hint(message)``) and exit status 2. ``POSE_TRACEBACK=1`` re-raises."""
+    ``hint`` when ``wants_hint(message)``) and exit status 2, a :class:`UserError` its own
+    message. ``POSE_TRACEBACK=1`` re-raises."""
     try:
         main(args)
+    except UserError as e:
+        if os.environ.get("POSE_TRACEBACK"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except FileNotFoundError as e:
         if os.environ.get("POSE_TRACEBACK"):
             raise

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
+from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.h36m_files import FILE_3D, file_2d
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
@@ -96,6 +97,10 @@ def prepare_h36m(
         raise FileNotFoundError(
             f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root, keypoints)
         )
+    print(
+        f"prepare: unpickling {p3d} and {p2d} (allow_pickle=True: the VideoPose3D format "
+        "stores pickled dicts; only prepare files you trust)"
+    )
     positions_3d = load_pickled_npz(p3d, "positions_3d")
     positions_2d = load_pickled_npz(p2d, "positions_2d")
     metadata = load_pickled_npz(p2d, "metadata", required=False) or {}
@@ -208,9 +213,11 @@ class H36MDataModule(LiftingDataModule):
     ``keypoints`` names the 2D source file ``data_2d_h36m_<keypoints>.npz`` (default
     ``cpn_ft_h36m_dbb``; ``synthetic_det`` with ``synthetic=True``). ``root`` defaults to
     ``data/h36m`` (``data/synthetic_h36m`` with ``synthetic=True``). With ``synthetic=True`` the
-    files are generated into ``root`` on first use and the cache is prepared; for real data the
-    cache must be prepared explicitly (``python -m datamodules.h36m prepare``) unless
-    ``auto_prepare=True``. Validation and test both use ``test_subjects``, one window per frame.
+    set and its caches are generated into ``root`` on first use, but only into a missing or empty
+    folder or one the generator marked (``GENERATED.json``); a prepared cache in ``root`` is
+    used as it is. Real files are never unpickled here: their cache is built by the explicit
+    ``python -m datamodules.h36m prepare``. Validation and test use ``test_subjects``, one window
+    per frame.
     """
 
     skeleton = H36M
@@ -233,12 +240,11 @@ class H36MDataModule(LiftingDataModule):
         synthetic: bool = False,
         synthetic_frames: int = 160,
         synthetic_seed: int = 0,
-        auto_prepare: bool = False,
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__(
             frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
-            flip_prob if flip_augment else 0.0, auto_prepare,
+            flip_prob if flip_augment else 0.0,
         )  # fmt: skip
         self.synthetic = synthetic
         default_root = "data/synthetic_h36m" if synthetic else "data/h36m"
@@ -255,17 +261,33 @@ class H36MDataModule(LiftingDataModule):
     def _raw_present(self) -> bool:
         return (self.root / FILE_3D).is_file() and (self.root / file_2d(self.keypoints)).is_file()
 
+    def _must_generate(self) -> bool:
+        """Whether ``prepare_data`` (re)generates the synthetic set; raises
+        :class:`~datamodules.generated_folder.ForeignFolderError` when it would have to write
+        over files it did not write."""
+        from datamodules import synthetic_h36m as syn
+
+        if not self.synthetic:
+            return False
+        generated = self.keypoints in syn.SOURCES
+        params = syn.synthetic_params(self.synthetic_seed, self.synthetic_frames)
+        if owned_by(self.root, syn.GENERATOR):
+            current = is_current(self.root, syn.GENERATOR, syn.GENERATOR_VERSION, params)
+            return generated and not (current and cache_exists(self.cache_folder))
+        if cache_exists(self.cache_folder) or not generated:
+            return False  # a prepared (pickle-free) cache, e.g. of a rendered set; or missing
+        expected = [FILE_3D] + [file_2d(k) for k in syn.SOURCES]
+        claim(self.root, syn.GENERATOR, syn.ways_out(self.root), expected)
+        return True
+
     def prepare_data(self) -> None:
-        """Rank 0 only: generate the synthetic files and/or build the cache when allowed."""
-        if self.synthetic and not self._raw_present():
+        """Rank 0 only: generate the synthetic set (npz files + caches) when needed."""
+        if self._must_generate():
             from datamodules.synthetic_h36m import generate_synthetic_h36m
 
             generate_synthetic_h36m(
                 self.root, seed=self.synthetic_seed, frames=self.synthetic_frames
             )
-        if not cache_exists(self.cache_folder) and (self.synthetic or self.auto_prepare):
-            if self._raw_present():
-                prepare_h36m(self.root, self.keypoints)
 
     def _prepare_command(self) -> str:
         return f"python -m datamodules.h36m prepare --root {self.root} --keypoints {self.keypoints}"
@@ -274,7 +296,7 @@ class H36MDataModule(LiftingDataModule):
         return missing_dataset_message(self.root, self.keypoints)
 
     def _will_prepare(self) -> bool:
-        return self.synthetic or super()._will_prepare()
+        return self._must_generate()
 
     def setup(self, stage: str | None = None) -> None:
         cache = self._read_cache()

@@ -12,6 +12,7 @@ The nested dicts are pickled inside the npz: that is the public format.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,25 @@ def file_2d(source: str) -> str:
     return f"data_2d_h36m_{source}.npz"
 
 
+def save_npz_atomic(path: Path, **arrays) -> Path:
+    """``np.savez_compressed`` into ``<name>.tmp`` next to ``path``, fsync, then ``os.replace``:
+    a reader (or a kill) never sees half a file, and a failed write keeps the previous one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_3d_h36m(folder: str | Path, positions_3d: dict) -> Path:
     """``folder/data_3d_h36m.npz`` with ``positions_3d`` (subject → action → ``(F, 32, 3)``)."""
-    path = Path(folder) / FILE_3D
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, positions_3d=positions_3d)
-    return path
+    return save_npz_atomic(Path(folder) / FILE_3D, positions_3d=positions_3d)
 
 
 def write_2d_h36m(
@@ -43,8 +57,6 @@ def write_2d_h36m(
     """``folder/data_2d_h36m_<source>.npz``: H36M-17 pixels (subject → action → 4 cameras),
     optional per-joint scores, and the metadata (``layout_name`` is omitted when ``None``, as in
     the published ground-truth file; the detection files carry it)."""
-    path = Path(folder) / file_2d(source)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"layout_name": layout_name} if layout_name else {}
     metadata.update(
         num_joints=H36M.num_joints, keypoints_symmetry=[list(H36M.left), list(H36M.right)]
@@ -52,5 +64,4 @@ def write_2d_h36m(
     arrays = {"positions_2d": positions_2d}
     if confidences is not None:
         arrays["confidences"] = confidences
-    np.savez_compressed(path, **arrays, metadata=metadata)
-    return path
+    return save_npz_atomic(Path(folder) / file_2d(source), **arrays, metadata=metadata)

@@ -36,7 +36,6 @@ class LiftingDataModule(pl.LightningDataModule):
         downsample: int = 1,
         stride: int = 1,
         flip_prob: float = 0.0,
-        auto_prepare: bool = False,
     ) -> None:
         super().__init__()
         self.frames = frames
@@ -46,7 +45,6 @@ class LiftingDataModule(pl.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.downsample, self.stride = downsample, stride
         self.flip_prob = flip_prob
-        self.auto_prepare = auto_prepare
         self.train_set: PoseWindowDataset | None = None
         self.test_set: PoseWindowDataset | None = None
 
@@ -60,8 +58,9 @@ class LiftingDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def _will_prepare(self) -> bool:
-        """Whether ``prepare_data`` generates or prepares the cache itself."""
-        return self.auto_prepare and self._raw_present()
+        """Whether ``prepare_data`` generates the cache itself (only a synthetic generator
+        does: the public files hold pickles and are read by the explicit prepare command)."""
+        return False
 
     def check_files(self, stage: str | None = None) -> None:
         """Raise the missing-data error up front (the CLI calls this before a run, and its
@@ -76,8 +75,8 @@ class LiftingDataModule(pl.LightningDataModule):
             if self._raw_present():
                 raise FileNotFoundError(
                     f"found the raw files in {self.root} but no prepared cache "
-                    f"{self.cache_folder}/. Run once:\n  {self._prepare_command()}\n"
-                    "(or pass --data.auto_prepare=true)"
+                    f"{self.cache_folder}/; build it once (the files hold pickles, read only by this "
+                    f"command): {self._prepare_command()}"
                 )
             raise FileNotFoundError(self._missing_message())
 

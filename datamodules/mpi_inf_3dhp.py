@@ -28,7 +28,6 @@ from datamodules.cameras import normalize_screen_coordinates
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
 from datamodules.sequence_cache import (
-    cache_exists,
     load_pickled_npz,
     read_cache,
     root_relative,
@@ -81,6 +80,10 @@ def prepare_3dhp(root: str | Path) -> Path:
     missing = [str(p) for p in (ptrain, ptest) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root))
+    print(
+        f"prepare: unpickling {ptrain} and {ptest} (allow_pickle=True: the P-STMO format "
+        "stores pickled dicts; only prepare files you trust)"
+    )
     train, test = load_pickled_npz(ptrain, "data"), load_pickled_npz(ptest, "data")
 
     items = []  # (record, data_2d, data_3d, valid)
@@ -166,12 +169,11 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         stride: int = 1,
         flip_augment: bool = True,
         flip_prob: float = 0.5,
-        auto_prepare: bool = False,
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__(
             frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
-            flip_prob if flip_augment else 0.0, auto_prepare,
+            flip_prob if flip_augment else 0.0,
         )  # fmt: skip
         self.root = Path(root)
         self.train_group_names: list[str] = []
@@ -184,8 +186,7 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         return (self.root / FILE_TRAIN).is_file() and (self.root / FILE_TEST).is_file()
 
     def prepare_data(self) -> None:
-        if self.auto_prepare and not cache_exists(self.cache_folder) and self._raw_present():
-            prepare_3dhp(self.root)
+        """Nothing: the pickled npz files are read only by the explicit prepare command."""
 
     def _prepare_command(self) -> str:
         return f"python -m datamodules.mpi_inf_3dhp prepare --root {self.root}"

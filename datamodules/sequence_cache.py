@@ -86,7 +86,32 @@ def write_cache(
     """
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed prepare
+    new_parent = not folder.parent.exists()
+    try:
+        _write_arrays(tmp, sequences, lengths, meta, num_joints, with_conf, with_valid)
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:  # a failed prepare leaves no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if new_parent and folder.parent.is_dir() and not any(folder.parent.iterdir()):
+            folder.parent.rmdir()
+    return folder
+
+
+def _write_arrays(
+    tmp: Path,
+    sequences: Callable[[], Iterable[Sequence]],
+    lengths: list[int],
+    meta: dict[str, Any],
+    num_joints: int,
+    with_conf: bool,
+    with_valid: bool,
+) -> None:
     tmp.mkdir(parents=True)
     n, s = int(sum(lengths)), len(lengths)
     offsets = np.zeros(s, dtype=np.int64)
@@ -122,9 +147,6 @@ def write_cache(
         meta, version=CACHE_VERSION, num_frames=n, num_joints=num_joints, sequences=records
     )
     (tmp / INDEX_FILE).write_text(json.dumps(index, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
 
 
 def read_cache(folder: str | os.PathLike, mmap: bool = True) -> SequenceCache:

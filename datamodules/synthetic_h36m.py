@@ -9,6 +9,8 @@ H36M-17 tree (``skeleton.H36M.parents``), with a moving, turning root. Output (`
     data_2d_h36m_gt.npz               projection through the 4 H36M cameras (with distortion), px
     data_2d_h36m_synthetic_det.npz    detector-like: per-joint jitter, rare outliers, 2 extra
                                       frames per sequence, plus ``confidences`` (F + 2, 17)
+    cache/gt/, cache/synthetic_det/   the pickle-free caches, built from memory
+    GENERATED.json                    manifest (generator, version, parameters), written last
 
 The 15 joints dropped by every loader (``H36M32_DROPPED``) copy the preceding kept joint.
 World z is up, 50 fps. Everything is deterministic given ``seed``.
@@ -19,14 +21,17 @@ World z is up, 50 fps. Everything is deterministic given ``seed``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from callbacks.user_error import UserError
 from datamodules.cameras import H36M_SUBJECTS, h36m_camera, project_to_2d, world_to_camera
-from datamodules.h36m_files import write_2d_h36m, write_3d_h36m
+from datamodules.generated_folder import claim, write_marker
+from datamodules.h36m_files import FILE_3D, file_2d, write_2d_h36m, write_3d_h36m
 from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS
 
 FPS = 50
@@ -212,8 +217,12 @@ def _action_keys(subactions: int) -> list[tuple[str, str]]:
     return [(a, f"{a} {k + 1}") for a in H36M_ACTIONS for k in range(subactions)]
 
 
-def generate_synthetic_h36m(
-    out: str | Path = "data/synthetic_h36m",
+GENERATOR = "datamodules.synthetic_h36m"
+GENERATOR_VERSION = 1
+SOURCES = ("gt", "synthetic_det")  # the 2D files (and caches) the generator writes
+
+
+def synthetic_params(
     seed: int = 0,
     frames: int = 160,
     subjects: tuple[str, ...] = H36M_SUBJECTS,
@@ -221,10 +230,26 @@ def generate_synthetic_h36m(
     subactions: int = 2,
     det_sigma_px: float = 3.0,
     outlier_prob: float = 0.005,
-) -> Path:
-    """Write the three npz files into ``out`` and return it (deterministic by ``seed``)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+) -> dict:
+    """The generator's parameters as stored in its manifest (JSON types)."""
+    return {
+        "seed": int(seed), "frames": int(frames), "subjects": list(subjects),
+        "actions": list(actions), "subactions": int(subactions),
+        "det_sigma_px": float(det_sigma_px), "outlier_prob": float(outlier_prob),
+    }  # fmt: skip
+
+
+def synthesize_h36m(
+    seed: int = 0,
+    frames: int = 160,
+    subjects: tuple[str, ...] = H36M_SUBJECTS,
+    actions: tuple[str, ...] = H36M_ACTIONS,
+    subactions: int = 2,
+    det_sigma_px: float = 3.0,
+    outlier_prob: float = 0.005,
+) -> tuple[dict, dict, dict, dict]:
+    """In memory: ``positions_3d`` (subject -> action -> ``(F, 32, 3)``), GT 2D and detected 2D
+    (subject -> action -> 4 × ``(F[+2], 17, 2)`` px) and the detections' ``(F + 2, 17)`` scores."""
     positions_3d: dict = {}
     gt_2d: dict = {}
     det_2d: dict = {}
@@ -257,14 +282,58 @@ def generate_synthetic_h36m(
                 dets.append((det + err).astype(np.float32))
             gt_2d[subject][key], det_2d[subject][key] = gts, dets
             det_conf[subject][key] = confs
+    return positions_3d, gt_2d, det_2d, det_conf
+
+
+def ways_out(out: str | Path) -> str:
+    """The two ways out when ``out`` holds files the generator did not write."""
+    return (
+        "generate into an empty or new folder (--data.init_args.root=... / --out ...), or use "
+        "these files as a dataset: --data.init_args.synthetic=false after python -m "
+        f"datamodules.h36m prepare --root {out} --keypoints <source>"
+    )
+
+
+def generate_synthetic_h36m(
+    out: str | Path = "data/synthetic_h36m",
+    seed: int = 0,
+    frames: int = 160,
+    subjects: tuple[str, ...] = H36M_SUBJECTS,
+    actions: tuple[str, ...] = H36M_ACTIONS,
+    subactions: int = 2,
+    det_sigma_px: float = 3.0,
+    outlier_prob: float = 0.005,
+) -> Path:
+    """Write the three npz files and their pickle-free caches (``cache/gt``,
+    ``cache/synthetic_det``) into ``out`` and return it (deterministic by ``seed``).
+
+    Only into a missing or empty folder or one this generator marked (``GENERATED.json``);
+    otherwise :class:`~datamodules.generated_folder.ForeignFolderError`. The caches are built
+    from memory, so nothing is ever unpickled.
+    """
+    from datamodules.h36m import build_h36m_cache  # h36m imports this module lazily, too
+
+    out = Path(out)
+    expected = [FILE_3D] + [file_2d(s) for s in SOURCES]
+    claim(out, GENERATOR, ways_out(out), expected)
+    params = synthetic_params(
+        seed, frames, subjects, actions, subactions, det_sigma_px, outlier_prob
+    )
+    write_marker(out, GENERATOR, GENERATOR_VERSION, params, complete=False)
+    positions_3d, gt_2d, det_2d, det_conf = synthesize_h36m(
+        seed, frames, subjects, actions, subactions, det_sigma_px, outlier_prob
+    )
     write_3d_h36m(out, positions_3d)
     # the published GT file has no layout_name; the detection files do
     write_2d_h36m(out, "gt", gt_2d, layout_name=None)
     write_2d_h36m(out, "synthetic_det", det_2d, det_conf)
+    build_h36m_cache(out, "gt", positions_3d, gt_2d, {})
+    build_h36m_cache(out, "synthetic_det", positions_3d, det_2d, {"layout_name": "h36m"}, det_conf)
+    write_marker(out, GENERATOR, GENERATOR_VERSION, params, complete=True)
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m datamodules.synthetic_h36m",
         description=__doc__,
@@ -276,21 +345,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--subjects", nargs="+", default=list(H36M_SUBJECTS))
     p.add_argument("--actions", nargs="+", default=list(H36M_ACTIONS))
     p.add_argument("--subactions", type=int, default=2)
-    p.add_argument("--prepare", action="store_true", help="also build the caches (gt, det)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    out = generate_synthetic_h36m(
-        args.out, args.seed, args.frames, tuple(args.subjects), tuple(args.actions), args.subactions
-    )
-    print(f"wrote {out} in {time.perf_counter() - t0:.2f} s")
-    if args.prepare:
-        from datamodules.h36m import prepare_h36m
-
-        for source in ("gt", "synthetic_det"):
-            t0 = time.perf_counter()
-            folder = prepare_h36m(out, source)
-            print(f"prepared {folder} in {time.perf_counter() - t0:.2f} s")
+    try:
+        out = generate_synthetic_h36m(
+            args.out, args.seed, args.frames, tuple(args.subjects), tuple(args.actions),
+            args.subactions,
+        )  # fmt: skip
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} (npz files and caches) in {time.perf_counter() - t0:.2f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -53,9 +53,11 @@ def test_datamodule_scores_only_valid_test_frames(tmp_path):
     dm = MPIINF3DHPDataModule(root=str(tmp_path), frames=3, batch_size=4, num_workers=0)
     with pytest.raises(FileNotFoundError, match="mpi_inf_3dhp prepare"):
         dm.setup("fit")
+    dm.prepare_data()  # never unpickles: the cache is still missing
+    assert not (tmp_path / "cache").exists()
+    prepare_3dhp(tmp_path)
     dm = MPIINF3DHPDataModule(root=str(tmp_path), frames=3, batch_size=4, eval_batch_size=100,
-                              num_workers=0, auto_prepare=True)  # fmt: skip
-    dm.prepare_data()
+                              num_workers=0)  # fmt: skip
     dm.setup("fit")
     assert dm.group_names == list(TEST_FRAMES) and dm.skeleton.name == "mpi_inf_3dhp"
     assert dm.train_group_names == ["S1 Seq1", "S2 Seq2"]

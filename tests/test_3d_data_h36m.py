@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
-from datamodules.h36m import H36MDataModule, cache_folder, prepare_h36m
+from datamodules.h36m import H36MDataModule, prepare_h36m
 from datamodules.sequence_cache import read_cache
 from datamodules.skeleton import H36M32_KEPT, H36M_ACTIONS
 
@@ -84,14 +84,13 @@ def test_missing_dataset_gives_one_clear_error(tmp_path):
         prepare_h36m(tmp_path / "h36m", "cpn_ft_h36m_dbb")
 
 
-def test_raw_files_without_cache_ask_for_prepare_unless_auto(tmp_path):
+def test_raw_files_without_cache_ask_for_the_explicit_prepare(tmp_path):
     write_fixture(tmp_path)
     dm = H36MDataModule(root=str(tmp_path), keypoints="cpn_test")
     with pytest.raises(FileNotFoundError, match="datamodules.h36m prepare"):
-        dm.setup("fit")
-    dm = H36MDataModule(root=str(tmp_path), keypoints="cpn_test", auto_prepare=True)
-    dm.prepare_data()
-    assert (cache_folder(tmp_path, "cpn_test") / "index.json").is_file()
+        dm.check_files("fit")
+    dm.prepare_data()  # never unpickles the user's files
+    assert not (tmp_path / "cache").exists()
 
 
 def test_datamodule_splits_and_scores_every_test_frame_once(tmp_path):
