@@ -44,7 +44,6 @@ from callbacks.run_info import RunInfo
 from callbacks.throughput import Throughput
 from callbacks.user_error import UserError
 
-
 # --ckpt_path values Lightning resolves itself (not files).
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
@@ -210,9 +209,7 @@ class PoseCLI(LightningCLI):
         return opts, run_dir
 
     def instantiate_trainer(self, **kwargs) -> pl.Trainer:  # noqa: D102
-        # A wrong checkpoint or missing data is reported before any logger (a W&B run) or run
-        # folder is created.
-        self._check_ckpt_path()
+        # Missing data is reported before any logger (a W&B run) or run folder is created.
         check_files = getattr(self.datamodule, "check_files", None)
         if self.subcommand and callable(check_files):
             check_files(self.subcommand)
@@ -255,13 +252,15 @@ class PoseCLI(LightningCLI):
         self.run_dir = run_dir
         return self._instantiate_trainer(config, callbacks)
 
-    def _check_ckpt_path(self) -> None:
-        """A ``--ckpt_path`` file (eval or resume) of the wrong kind is one line, before any
-        logger or folder exists; Lightning's names (``last``, ``best``...) resolve later."""
-        cfg = self.config.get(str(self.subcommand), self.config)
-        path = cfg.get("ckpt_path")
+    def _parse_ckpt_path(self) -> None:
+        """A ``--ckpt_path`` file (eval or resume) of the wrong kind is one line, before
+        Lightning reads its hyper-parameters and before any logger or folder exists; Lightning's
+        names (``last``, ``best``...) resolve later."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path and self._checkpoint_kinds and str(path) not in LIGHTNING_CKPT_NAMES:
             require_checkpoint(path, self._checkpoint_kinds, "--ckpt_path")
+        super()._parse_ckpt_path()
 
     def _resume_wandb_id(self, run_dir: str) -> str | None:
         """The W&B run id of the run being resumed (``--ckpt_path`` given), so the curves

@@ -26,6 +26,7 @@ def main(args: list[str] | None = None):
         monitor="val/AP",
         mode="max",
         project="attnpose-2d",
+        checkpoint_kinds=("lightning_2d",),
     )
 
 

@@ -15,6 +15,7 @@ import sys
 import pytorch_lightning as pl
 
 from callbacks.cli import PoseCLI, exit_on_missing_files
+from pose3d.checkpoint import architecture_args
 from pose3d.module import LiftingModule
 
 SYNTHETIC_HINT = (
@@ -24,6 +25,12 @@ SYNTHETIC_HINT = (
 
 
 def main(args: list[str] | None = None) -> PoseCLI:
+    # validate/test/predict build the model the --ckpt_path checkpoint records (e.g. one
+    # converted from PoseFormer by pose3d.convert), whatever architecture the config names.
+    extra = architecture_args(sys.argv[1:] if args is None else list(args))
+    if extra:
+        args = (sys.argv[1:] if args is None else list(args)) + extra
+        print("model architecture from the checkpoint: " + " ".join(extra))
     # PoseCLI directly (not run_cli) to pass subclass_mode_data: one entry for every dataset.
     return PoseCLI(
         LiftingModule,
@@ -32,6 +39,7 @@ def main(args: list[str] | None = None) -> PoseCLI:
         monitor="val/mpjpe",
         mode="min",
         project="attnpose-3d",
+        checkpoint_kinds=("lightning_3d",),
         subclass_mode_data=True,
         args=args,
     )

@@ -12,6 +12,8 @@ screen-normalised with the frame size → one edge-padded T-frame window per fra
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
+from callbacks.user_error import UserError
 from datamodules.cameras import normalize_screen_coordinates
 from datamodules.frames import open_frames
 from datamodules.skeleton import COCO, H36M, coco_to_h36m
@@ -36,6 +40,10 @@ from pose2d.tracking import MainPersonTracker
 from pose3d.draw import SideBySide
 from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence
+
+# What --detector / --lifter may be (callbacks.checkpoint_check kinds).
+DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d",)
+LIFTER_KINDS: tuple[CheckpointKind, ...] = ("lightning_3d",)
 
 
 @dataclass
@@ -181,11 +189,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_checkpoints(detector: str, lifter: str) -> None:
+    """Both checkpoint arguments, before any frame is read or file written (one line each)."""
+    swapped = "did you swap --detector and --lifter?"
+    require_checkpoint(detector, DETECTOR_KINDS, "--detector", hint=swapped)
+    require_checkpoint(lifter, LIFTER_KINDS, "--lifter", hint=swapped)
+
+
 def main(argv: list[str] | None = None) -> PipelineResult:
     a = parse_args(argv)
     from pose2d.checkpoint import load_detector
     from pose3d.checkpoint import load_lifter
 
+    check_checkpoints(a.detector, a.lifter)
     frames = open_frames(a.input, a.fps)
     detector = load_detector(a.detector)
     lifter = load_lifter(a.lifter)
@@ -238,5 +254,18 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     return result
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Console entry: :func:`main`; a user error is one ``error:`` line and exit status 2
+    (``POSE_TRACEBACK=1`` shows the traceback)."""
+    try:
+        main(argv)
+    except (UserError, FileNotFoundError) as e:
+        if os.environ.get("POSE_TRACEBACK"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

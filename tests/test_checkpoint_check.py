@@ -157,3 +157,56 @@ def test_require_messages(files):
     msg = _message(d / "missing.ckpt", ("lightning_2d",), "--ckpt_path")
     assert msg.endswith("file not found")
     assert require_checkpoint(d / "lift.ckpt", ("lightning_3d",)).frames == 9
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_eval_3d_with_a_2d_checkpoint_stops_before_the_run_folder(files, tmp_path, capsys):
+    from pose3d.__main__ import cli
+
+    run_dir = tmp_path / "eval"
+    ckpt = files["dir"] / "det.ckpt"
+    rc = cli(["test", "--config", "configs/pose3d/synthetic.yaml", f"--ckpt_path={ckpt}",
+              "--trainer.accelerator=cpu", f"--run.dir={run_dir}"])  # fmt: skip
+    line = _one_error_line(capsys)
+    assert rc == 2 and not run_dir.exists()
+    assert line == (
+        f"error: --ckpt_path {ckpt} is a 2D detector checkpoint (python -m pose2d fit) "
+        "(HRNet-W8, 17 joints), but a 3D lifter checkpoint is expected here; give a .ckpt "
+        "written by python -m pose3d fit (runs/pose3d/<run>/checkpoints/)"
+    )
+
+
+def test_eval_2d_with_a_poseformer_file(files, tmp_path, capsys):
+    from pose2d.__main__ import cli
+
+    run_dir = tmp_path / "eval"
+    ckpt = files["dir"] / "detected27f.bin"
+    rc = cli(["validate", "--config", "configs/pose2d/synthetic.yaml", f"--ckpt_path={ckpt}",
+              "--trainer.accelerator=cpu", f"--run.dir={run_dir}"])  # fmt: skip
+    line = _one_error_line(capsys)
+    assert rc == 2 and not run_dir.exists()
+    assert "is an official PoseFormer checkpoint (model_pos) (T=27)" in line
+    assert "a 2D detector checkpoint is expected here" in line
+
+
+def test_infer_with_swapped_checkpoints(files, tmp_path, capsys):
+    from pose3d.infer import cli
+
+    out = tmp_path / "out"
+    d = files["dir"]
+    rc = cli(["--input", str(tmp_path / "clip.mp4"), "--detector", str(d / "det.ckpt"),
+              "--lifter", str(d / "det.ckpt"), "--out", str(out)])  # fmt: skip
+    line = _one_error_line(capsys)
+    assert rc == 2 and not out.exists()
+    assert line.startswith(f"error: --lifter {d / 'det.ckpt'} is a 2D detector checkpoint")
+    assert line.endswith("did you swap --detector and --lifter?")
+    rc = cli(["--input", str(tmp_path / "clip.mp4"), "--detector", str(d / "pose_hrnet_w8.pth"),
+              "--lifter", str(d / "lift.ckpt"), "--out", str(out)])  # fmt: skip
+    assert rc == 2 and "plain HRNet pose state dict" in _one_error_line(capsys)
