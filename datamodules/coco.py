@@ -28,8 +28,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.coco_transforms import AugmentConfig, crop_matrix, sample_augmentation, warp_sample
+from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.image_io import CorruptImageError, read_image, verify_images
 from datamodules.skeleton import COCO
+from pose2d.cli_types import BoxSource, plain
 from pose2d.heatmaps import encode_gaussian, heatmap_size_for, joints_to_heatmap_coords
 from pose2d.transforms import box_to_center_scale
 
@@ -258,11 +260,36 @@ def _worker_init(_: int) -> None:
 class CocoKeypointsDataModule(pl.LightningDataModule):
     """COCO 2017 person keypoints for top-down training (all arguments plain types for the CLI).
 
-    ``input_size`` is ``[w, h]`` (``[192, 256]`` or ``[288, 384]``); heatmaps are ``input / 4``.
-    ``val_boxes``: ``"gt"`` or a detection results file (absolute, or relative to ``root``).
-    ``synthetic=True`` generates the synthetic COCO-format set into ``root`` when missing.
+    ``synthetic=True`` generates the synthetic COCO-format set into ``root`` when missing (only
+    into a missing, empty or generator-marked folder; a complete COCO layout is used as it is).
     ``center``/``scale`` in batches are the un-augmented crop in image px; ``area`` = scale_w ·
-    scale_h (the official value used by OKS-NMS).
+    scale_h (the official value used by OKS-NMS). Augmentation defaults: official HRNet recipe.
+
+    Args:
+        root: COCO folder (annotations/, train2017/, val2017/, person_detection_results/).
+        input_size: network input [w, h] ([192, 256] or [288, 384]); heatmaps are input / 4.
+        batch_size: training images per GPU.
+        val_batch_size: validation/test images per GPU (None: batch_size).
+        num_workers: DataLoader worker processes.
+        pin_memory: pinned host memory for faster GPU copies (ignored without CUDA).
+        val_boxes: validation person boxes: gt, or a COCO results-format detection .json
+            (absolute, or relative to root).
+        det_score_thresh: drop detected boxes scoring below this.
+        test_boxes: boxes for test/predict (gt or a .json; None: val_boxes).
+        synthetic: generate the synthetic COCO-format set into root when it is missing.
+        synthetic_num_train: synthetic training images.
+        synthetic_num_val: synthetic validation images.
+        synthetic_seed: seed of the synthetic generator.
+        flip_prob: probability of a horizontal flip (training).
+        scale_factor: random scale range ±scale_factor (training).
+        rot_factor: random rotation range ±rot_factor degrees (training).
+        rot_prob: probability of applying the rotation (training).
+        half_body_prob: probability of the half-body crop (training).
+        half_body_min_joints: half-body only with more than this many visible joints.
+        half_body_scale: box enlargement of the half-body crop.
+        sigma: Gaussian sigma of the target heatmaps (heatmap px).
+        use_udp: unbiased data processing (UDP) crop geometry and unbiased targets.
+        padding: box enlargement before cropping (official 1.25).
     """
 
     def __init__(
@@ -273,9 +300,9 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         num_workers: int = 4,
         pin_memory: bool = True,
-        val_boxes: str = "gt",
+        val_boxes: BoxSource = "gt",
         det_score_thresh: float = 0.0,
-        test_boxes: str | None = None,
+        test_boxes: BoxSource | None = None,
         synthetic: bool = False,
         synthetic_num_train: int = 200,
         synthetic_num_val: int = 50,
@@ -292,6 +319,7 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         padding: float = 1.25,
     ) -> None:
         super().__init__()
+        val_boxes, test_boxes = plain(val_boxes), plain(test_boxes)  # str subclasses when parsed
         self.save_hyperparameters()
         self.root = root
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -329,17 +357,40 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         b = self.hparams.test_boxes or self.hparams.val_boxes
         return "gt" if b == "gt" else Path(b).name
 
+    def _must_generate(self) -> bool:
+        """Whether ``prepare_data`` (re)generates the synthetic set; raises
+        :class:`~datamodules.generated_folder.ForeignFolderError` when it would have to write
+        over files it did not write (e.g. a train json without its val json)."""
+        from datamodules import synthetic_coco as syn
+
+        hp = self.hparams
+        if not hp.synthetic:
+            return False
+        params = syn.synthetic_params(
+            hp.synthetic_num_train, hp.synthetic_num_val, hp.synthetic_seed
+        )
+        if owned_by(self.root, syn.GENERATOR):
+            return not is_current(self.root, syn.GENERATOR, syn.GENERATOR_VERSION, params)
+        if all(
+            ann_path(self.root, s).is_file() and image_dir(self.root, s).is_dir() for s in SPLITS
+        ):
+            return False  # a complete COCO-layout set: read (json and images) as it is
+        claim(self.root, syn.GENERATOR, syn.ways_out(self.root), syn.OUTPUTS)
+        return True
+
     def check_files(self, stage: str | None = None) -> None:
         """Raise the missing-data error up front (the CLI calls this before a run, and its
-        logger, starts); the synthetic set is generated by ``prepare_data``, so never missing."""
+        logger, starts); the synthetic set is generated by ``prepare_data``, so never missing,
+        unless its folder holds someone else's files."""
         if self.hparams.synthetic:
+            self._must_generate()
             return
         for split in ("train", "val") if stage in (None, "fit") else ("val",):
             check_layout(self.root, split)
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.hparams.synthetic and not ann_path(self.root, "val").exists():
+        if self._must_generate():
             from datamodules.synthetic_coco import generate_synthetic_coco
 
             generate_synthetic_coco(

@@ -23,9 +23,11 @@ import argparse
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from callbacks.user_error import BadInputError
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.h36m_files import FILE_3D, file_2d
@@ -38,7 +40,14 @@ from datamodules.sequence_cache import (
     root_relative,
     write_cache,
 )
-from datamodules.skeleton import H36M, H36M32_KEPT, H36M_ACTIONS, coco_to_h36m, h36m_action_name
+from datamodules.skeleton import (
+    COCO,
+    H36M,
+    H36M32_KEPT,
+    H36M_ACTIONS,
+    coco_to_h36m,
+    h36m_action_name,
+)
 from datamodules.windows import PoseWindowDataset
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -69,11 +78,74 @@ def missing_dataset_message(root: str | Path, source: str) -> str:
     )
 
 
+# 2D joint orders a VideoPose3D 2D file may declare (metadata ``layout_name``); absent = h36m.
+LAYOUTS_2D = {"h36m": H36M, "coco": COCO}
+NonFinite = Literal["error", "drop"]
+
+
+def check_2d_layout(metadata: dict, path: Path, override: str | None = None) -> str:
+    """The 2D file's joint order: ``override`` (``prepare --layout``), else ``layout_name``
+    (absent: ``h36m``), refused when unknown or when ``keypoints_symmetry`` contradicts it
+    (COCO-order keypoints read as H36M are silently mis-scored)."""
+    declared = override or metadata.get("layout_name") or "h36m"
+    if declared not in LAYOUTS_2D:
+        raise BadInputError(
+            f"{path}: unknown metadata layout_name {declared!r}; known: "
+            f"{', '.join(LAYOUTS_2D)} (fix the file's metadata or pass --layout h36m|coco)"
+        )
+    sym = metadata.get("keypoints_symmetry")
+    if override or not sym or not any(len(side) for side in sym):
+        return declared  # nothing stated (or the user decided): trust the name
+    stated = [sorted(int(j) for j in side) for side in sym]
+
+    def symmetry(name: str) -> list[list[int]]:
+        return [sorted(LAYOUTS_2D[name].left), sorted(LAYOUTS_2D[name].right)]
+
+    if stated == symmetry(declared):
+        return declared
+    match = [n for n in LAYOUTS_2D if stated == symmetry(n)]
+    said = f"layout_name {declared!r}" if metadata.get("layout_name") else "no layout_name (h36m)"
+    what = f"is the {match[0]} layout's" if match else "matches no known layout"
+    fix = f"--layout {match[0]}" if match else "--layout h36m|coco"
+    raise BadInputError(
+        f"{path}: metadata keypoints_symmetry {stated} {what} but the file declares {said}; "
+        f"fix layout_name in the file's metadata or prepare with {fix}"
+    )
+
+
+def _nonfinite_entries(
+    positions_3d: dict, positions_2d: dict, confidences: dict | None, items: list, p3d, p2d
+) -> list[tuple[tuple[str, str, int], str]]:
+    """((subject, action, camera), description) of every prepared sequence holding NaN/Inf."""
+    bad = []
+    for subject, action, c in items:
+        n = len(positions_3d[subject][action])
+        arrays = [
+            (p3d, "3D", np.asarray(positions_3d[subject][action])),
+            (p2d, "2D", np.asarray(positions_2d[subject][action][c])[:n]),
+        ]
+        if confidences is not None:
+            arrays.append((p2d, "confidence", np.asarray(confidences[subject][action][c])[:n]))
+        for path, what, x in arrays:
+            finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if not finite.all():
+                frames = np.flatnonzero(~finite)
+                bad.append(
+                    (
+                        (subject, action, c),
+                        f"{path}: {subject} / {action!r} camera {c}: {len(frames)} frames with "
+                        f"NaN/Inf {what} values (first: frame {frames[0]})",
+                    )
+                )
+                break
+    return bad
+
+
 def _to_h36m_layout(kp: np.ndarray, layout: str, path: Path) -> np.ndarray:
     if layout == "coco":
         return coco_to_h36m(kp)
     if kp.shape[-2] != H36M.num_joints:
-        raise ValueError(
+        raise BadInputError(
             f"{path}: 2D keypoints have {kp.shape[-2]} joints (layout {layout!r}); "
             "expected the 17-joint Human3.6M layout or 'coco'"
         )
@@ -84,8 +156,11 @@ def prepare_h36m(
     root: str | Path,
     keypoints: str = REAL_DEFAULT_SOURCE,
     skip: Sequence[tuple[str, str]] = SKIPPED,
+    layout: str | None = None,
+    nonfinite: NonFinite = "error",
 ) -> Path:
     """Read the VideoPose3D npz files once and write the pickle-free cache; returns its folder.
+    ``layout`` / ``nonfinite``: see :func:`build_h36m_cache`.
 
     The one place (with the 3DHP prepare) where a user's pickled npz is unpickled: only the
     explicit ``python -m datamodules.h36m prepare`` command calls it.
@@ -106,8 +181,9 @@ def prepare_h36m(
     metadata = load_pickled_npz(p2d, "metadata", required=False) or {}
     confidences = load_pickled_npz(p2d, "confidences", required=False)
     return build_h36m_cache(
-        root, keypoints, positions_3d, positions_2d, metadata, confidences, skip
-    )
+        root, keypoints, positions_3d, positions_2d, metadata, confidences, skip, layout,
+        nonfinite,
+    )  # fmt: skip
 
 
 def build_h36m_cache(
@@ -118,6 +194,8 @@ def build_h36m_cache(
     metadata: dict,
     confidences: dict | None = None,
     skip: Sequence[tuple[str, str]] = SKIPPED,
+    layout: str | None = None,
+    nonfinite: NonFinite = "error",
 ) -> Path:
     """Write ``<root>/cache/<keypoints>/`` from the (already loaded) VideoPose3D dicts.
 
@@ -129,10 +207,13 @@ def build_h36m_cache(
         metadata: the 2D file's metadata (``layout_name``, ``keypoints_symmetry``, ...).
         confidences: optional subject -> action -> 4 × ``(F', 17)`` scores.
         skip: (subject, action) pairs left out.
+        layout: the 2D joint order when the metadata is wrong (None: checked from it).
+        nonfinite: NaN/Inf in a sequence: ``error`` (one line naming it) or ``drop`` (the
+            sequence is left out, with a count).
     """
     root = Path(root)
     p3d, p2d = root / FILE_3D, root / file_2d(keypoints)
-    layout = metadata.get("layout_name", "h36m")
+    layout = check_2d_layout(metadata, p2d, layout)
 
     items: list[tuple[str, str, int]] = []  # (subject, action, camera index)
     for subject in sorted(positions_3d, key=lambda s: int(s.lstrip("S"))):
@@ -140,24 +221,41 @@ def build_h36m_cache(
             if (subject, action) in skip:
                 continue
             if h36m_action_name(action) not in H36M_ACTIONS:
-                raise ValueError(
+                raise BadInputError(
                     f"{p3d}: unknown action {action!r} of {subject}; known: {H36M_ACTIONS}"
                 )
             if subject not in positions_2d or action not in positions_2d[subject]:
-                raise KeyError(f"{p2d} has no 2D keypoints for {subject} / {action!r}")
+                raise BadInputError(f"{p2d} has no 2D keypoints for {subject} / {action!r}")
             cams = positions_2d[subject][action]
             if len(cams) != 4:
-                raise ValueError(
+                raise BadInputError(
                     f"{p2d}: {subject} / {action!r} has {len(cams)} cameras, expected 4"
                 )
             n3d = len(positions_3d[subject][action])
             for c in range(4):
                 if len(cams[c]) < n3d:
-                    raise ValueError(
+                    raise BadInputError(
                         f"{p2d}: {subject} / {action!r} camera {c} has {len(cams[c])} 2D frames "
                         f"but the mocap in {p3d} has {n3d}; 2D must cover every mocap frame"
                     )
                 items.append((subject, action, c))
+    bad = _nonfinite_entries(positions_3d, positions_2d, confidences, items, p3d, p2d)
+    if bad and nonfinite == "error":
+        more = f" (and {len(bad) - 1} more sequences)" if len(bad) > 1 else ""
+        raise BadInputError(
+            f"{bad[0][1]}{more}; fix the file, or prepare with --nonfinite drop to leave those "
+            "sequences out"
+        )
+    if bad:
+        dropped = {key for key, _ in bad}
+        items = [it for it in items if it not in dropped]
+        print(f"prepare: dropped {len(dropped)} sequences with NaN/Inf values, e.g. {bad[0][1]}")
+    if not items:
+        raise BadInputError(
+            f"{p3d} + {p2d}: no sequence to prepare (3D subjects: "
+            f"{', '.join(sorted(positions_3d)) or 'none'}; every one skipped or dropped); "
+            "check that the files hold Human3.6M subjects S1..S11 with 2D for each action"
+        )
     lengths = [len(positions_3d[s][a]) for s, a, _ in items]
 
     def sequences() -> Iterator[CacheSequence]:
@@ -165,7 +263,7 @@ def build_h36m_cache(
             cam = h36m_camera(subject, c)
             world = np.asarray(positions_3d[subject][action], dtype=np.float64)
             if world.ndim != 3 or world.shape[1:] != (32, 3):
-                raise ValueError(
+                raise BadInputError(
                     f"{p3d}: {subject} / {action!r} has shape {world.shape}, expected (F, 32, 3)"
                 )
             n = len(world)
@@ -218,6 +316,24 @@ class H36MDataModule(LiftingDataModule):
     used as it is. Real files are never unpickled here: their cache is built by the explicit
     ``python -m datamodules.h36m prepare``. Validation and test use ``test_subjects``, one window
     per frame.
+
+    Args:
+        root: folder with data_3d_h36m.npz and data_2d_h36m_<keypoints>.npz (None: default).
+        keypoints: 2D source name: cpn_ft_h36m_dbb, gt, detectron_ft_h36m, or an export.
+        frames: window length T (odd, 1..243); also sizes the model (linked to model.frames).
+        batch_size: training windows per GPU (the global batch is batch_size × GPUs).
+        eval_batch_size: validation/test windows per GPU (None: batch_size).
+        num_workers: DataLoader worker processes.
+        train_subjects: training subjects (paper: S1 S5 S6 S7 S8).
+        test_subjects: validation/test subjects (paper: S9 S11).
+        downsample: use every downsample-th frame of each sequence (windows on that grid).
+        stride: a training window centred on every stride-th (downsampled) frame.
+        flip_augment: horizontal-flip augmentation of training windows (mirrored joints).
+        flip_prob: probability of flipping a training window when flip_augment is on.
+        synthetic: use the synthetic Human3.6M-format stand-in (generated on first use).
+        synthetic_frames: frames per synthetic sequence.
+        synthetic_seed: seed of the synthetic generator.
+        pin_memory: pinned host memory (None: on when CUDA is available).
     """
 
     skeleton = H36M
@@ -293,6 +409,18 @@ class H36MDataModule(LiftingDataModule):
         return f"python -m datamodules.h36m prepare --root {self.root} --keypoints {self.keypoints}"
 
     def _missing_message(self) -> str:
+        from datamodules.synthetic_h36m import SOURCES
+
+        if self.synthetic and self.keypoints not in SOURCES:
+            missing = [str(p) for p in (self.root / FILE_3D, self.root / file_2d(self.keypoints))]
+            missing = [p for p in missing if not Path(p).is_file()]
+            return (
+                f"missing {', '.join(missing)} and no prepared cache {self.cache_folder}/: the "
+                f"synthetic generator writes only the sources {', '.join(SOURCES)}; write "
+                f"{file_2d(self.keypoints)} first (our detector's keypoints: make "
+                f"export-2d-keypoints RENDER={self.root} KP_NAME={self.keypoints}), then "
+                f"{self._prepare_command()}"
+            )
         return missing_dataset_message(self.root, self.keypoints)
 
     def _will_prepare(self) -> bool:

@@ -6,6 +6,8 @@ appearance (as it is from real bodies). Some joints are covered by an occluding 
 (labelled, v=1) and figures are truncated at the borders (joints outside: 0,0,0). A few crowd
 regions and zero-keypoint people exercise the loader's filters. A detection results file with
 jittered GT boxes and some false positives mimics ``COCO_val2017_detections_AP_H_56_person.json``.
+The generator writes only into a missing, empty or its own folder (manifest ``GENERATED.json``,
+see ``datamodules.generated_folder``).
 
 ``python -m datamodules.synthetic_coco --out data/synthetic_coco --num-train 200 --num-val 50``
 """
@@ -14,11 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from callbacks.user_error import UserError
+from datamodules.generated_folder import claim, write_marker
 from datamodules.skeleton import COCO
 
 IMAGE_SIZE = (320, 240)  # (w, h)
@@ -256,32 +262,74 @@ def synthetic_detections(coco: dict, seed: int, size_wh: tuple[int, int] = IMAGE
     return dets
 
 
+GENERATOR = "datamodules.synthetic_coco"
+GENERATOR_VERSION = 1
+OUTPUTS = (
+    "annotations/person_keypoints_train2017.json",
+    "annotations/person_keypoints_val2017.json",
+    "train2017",
+    "val2017",
+    DET_FILE,
+)
+
+
+def synthetic_params(num_train: int = 200, num_val: int = 50, seed: int = 0) -> dict:
+    """The generator's parameters as stored in its manifest."""
+    return {"num_train": int(num_train), "num_val": int(num_val), "seed": int(seed)}
+
+
+def ways_out(out: str | Path) -> str:
+    """The two ways out when ``out`` holds files the generator did not write."""
+    return (
+        "generate into an empty or new folder (--data.root=... / --out ...), or use these files "
+        f"as a COCO-layout dataset with --data.synthetic=false (needs {out}/annotations/"
+        "person_keypoints_{train,val}2017.json, train2017/ and val2017/)"
+    )
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)
+
+
 def generate_synthetic_coco(
     out: str | Path, num_train: int = 200, num_val: int = 50, seed: int = 0
 ) -> Path:
-    """Generate the full synthetic set under ``out`` (COCO 2017 layout). Returns ``out``."""
+    """Generate the full synthetic set under ``out`` (COCO 2017 layout). Returns ``out``.
+
+    Only into a missing or empty folder or one this generator marked (``GENERATED.json``,
+    written last); otherwise :class:`~datamodules.generated_folder.ForeignFolderError`.
+    """
     out = Path(out)
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    claim(out, GENERATOR, ways_out(out), OUTPUTS)
+    params = synthetic_params(num_train, num_val, seed)
+    write_marker(out, GENERATOR, GENERATOR_VERSION, params, complete=False)
     for split, n in (("train", num_train), ("val", num_val)):
         coco = generate_split(out, split, n, seed)
-        (out / "annotations" / f"person_keypoints_{split}2017.json").write_text(json.dumps(coco))
+        _write_json_atomic(out / "annotations" / f"person_keypoints_{split}2017.json", coco)
         if split == "val":
-            det = out / DET_FILE
-            det.parent.mkdir(parents=True, exist_ok=True)
-            det.write_text(json.dumps(synthetic_detections(coco, seed)))
+            _write_json_atomic(out / DET_FILE, synthetic_detections(coco, seed))
+    write_marker(out, GENERATOR, GENERATOR_VERSION, params, complete=True)
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m datamodules.synthetic_coco", description=__doc__)
     ap.add_argument("--out", default="data/synthetic_coco")
     ap.add_argument("--num-train", type=int, default=200)
     ap.add_argument("--num-val", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    out = generate_synthetic_coco(args.out, args.num_train, args.num_val, args.seed)
+    try:
+        out = generate_synthetic_coco(args.out, args.num_train, args.num_val, args.seed)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote synthetic COCO ({args.num_train} train / {args.num_val} val images) to {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
