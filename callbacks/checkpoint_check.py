@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.random._pickle as np_pickle
 import torch
 from numpy._core.multiarray import _reconstruct
 
@@ -50,14 +51,21 @@ CheckpointKind = Literal[
     "unreadable",
 ]
 
-# A numpy RNG state ('MT19937', uint32[624], pos, has_gauss, cached_gaussian) pickles as these
-# globals; files written under numpy 1.x name the reconstructor ``numpy.core.multiarray``.
+# PoseFormer's ``random_state`` is VideoPose3D's generator RNG: a ``np.random.RandomState``
+# object (or its get_state() tuple: 'MT19937', uint32[624], pos, has_gauss, cached_gaussian). It
+# pickles as exactly these globals: numpy's own RandomState / MT19937 constructors and the
+# uint32 key array; files written under numpy 1.x name the array reconstructor
+# ``numpy.core.multiarray``.
 NUMPY_RNG_STATE_GLOBALS: list = [
     _reconstruct,
     (_reconstruct, "numpy.core.multiarray._reconstruct"),
     np.ndarray,
     np.dtype,
     type(np.dtype(np.uint32)),
+    np_pickle.__randomstate_ctor,
+    np_pickle.__bit_generator_ctor,
+    np.random.MT19937,
+    np.random.RandomState,
 ]
 
 _DESCRIPTION: dict[str, str] = {

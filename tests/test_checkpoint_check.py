@@ -47,7 +47,7 @@ def _lightning(sd: dict, hp: dict) -> dict:
     }
 
 
-def _poseformer(frames: int = 27) -> dict:
+def _poseformer(frames: int = 27, rng_object: bool = False) -> dict:
     pos = {}
     for k, v in _lifter_sd(frames).items():
         for ours, theirs in TO_POSEFORMER:
@@ -57,7 +57,8 @@ def _poseformer(frames: int = 27) -> dict:
         pos[f"module.{k}"] = v
     rng = np.random.RandomState(1234)
     optimizer = {"state": {}, "param_groups": [{"lr": 1e-4}]}
-    return {"epoch": 80, "lr": 1e-4, "random_state": rng.get_state(), "optimizer": optimizer,
+    state = rng if rng_object else rng.get_state()  # VideoPose3D saves the RandomState itself
+    return {"epoch": 80, "lr": 1e-4, "random_state": state, "optimizer": optimizer,
             "model_pos": pos}  # fmt: skip
 
 
@@ -73,6 +74,7 @@ def files(tmp_path_factory) -> dict[str, object]:
         "pose_hrnet_wrapped.pth": {"state_dict": hr, "epoch": 3},
         "hrnet_w8_imagenet.pth": {**hr, "classifier.weight": torch.zeros(10, 4)},
         "detected27f.bin": _poseformer(27),
+        "detected81f.bin": _poseformer(81, rng_object=True),
         "tensors.pt": {"a.weight": torch.zeros(2), "b.bias": torch.zeros(1)},
         "foreign.ckpt": _lightning({"encoder.weight": torch.zeros(2)}, {}),
     }
@@ -102,6 +104,7 @@ class Exploit:
         ("pose_hrnet_wrapped.pth", "hrnet_state_dict", "HRNet-W8, 17 joints"),
         ("hrnet_w8_imagenet.pth", "hrnet_imagenet", "width 8"),
         ("detected27f.bin", "poseformer", "T=27"),
+        ("detected81f.bin", "poseformer", "T=81"),
         ("tensors.pt", "other", "a plain state dict of 2 tensors, first key 'a.weight'"),
         ("foreign.ckpt", "other", "a Lightning checkpoint of another model (1 tensors)"),
         ("empty.ckpt", "unreadable", "empty file"),
@@ -129,6 +132,8 @@ def test_poseformer_file_loads_with_its_numpy_rng_state(files):
     assert obj["random_state"][0] == "MT19937"
     np.testing.assert_array_equal(obj["random_state"][1], state[1])
     assert obj["model_pos"]["module.Temporal_pos_embed"].shape == (1, 27, 8 * 17)
+    obj = load_poseformer_file(files["dir"] / "detected81f.bin")
+    assert obj["random_state"].randint(1000) == np.random.RandomState(1234).randint(1000)
     with pytest.raises(CheckpointError, match="is a 3D lifter checkpoint"):
         load_poseformer_file(files["dir"] / "lift.ckpt")
 
