@@ -153,6 +153,18 @@ class MPIINF3DHPDataModule(LiftingDataModule):
     Train: every camera of S1–S8 Seq1/2; val and test: TS1–TS6 at valid frames only, one window
     per valid frame. ``group_names`` = TS1..TS6 (the ``action`` of val/test batches); train
     batches carry an index into ``train_group_names`` ("S1 Seq1", ...).
+
+    Args:
+        root: folder with data_train_3dhp.npz and data_test_3dhp.npz.
+        frames: window length T (odd, 1..243); also sizes the model (linked to model.frames).
+        batch_size: training windows per GPU (the global batch is batch_size × GPUs).
+        eval_batch_size: validation/test windows per GPU (None: batch_size).
+        num_workers: DataLoader worker processes.
+        downsample: use every downsample-th frame of each sequence (windows on that grid).
+        stride: a training window centred on every stride-th (downsampled) frame.
+        flip_augment: horizontal-flip augmentation of training windows (mirrored joints).
+        flip_prob: probability of flipping a training window when flip_augment is on.
+        pin_memory: pinned host memory (None: on when CUDA is available).
     """
 
     skeleton = MPI_INF_3DHP

@@ -14,7 +14,9 @@ from torch import nn
 class ChannelAttention(nn.Module):
     """Rescale ``(B, C, H, W)`` features by a per-channel gate in (0, 1) computed from their GAP.
 
-    ``reduction`` is the paper's shrinking ratio ``s`` (default 4).
+    Args:
+        channels: C, the feature channels.
+        reduction: the paper's shrinking ratio ``s`` (hidden width C/s; default 4).
     """
 
     def __init__(self, channels: int, reduction: int = 4) -> None:

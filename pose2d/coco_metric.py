@@ -14,6 +14,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ from datamodules.skeleton import COCO_OKS_SIGMAS
 from pose2d.oks import oks_nms, rescore
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-BACKENDS = ("pycocotools", "faster_coco_eval")
+MetricBackend = Literal["pycocotools", "faster_coco_eval"]
+BACKENDS: tuple[str, ...] = get_args(MetricBackend)
 
 
 def _cat(x: Tensor | list[Tensor]) -> Tensor:

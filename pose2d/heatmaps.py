@@ -25,6 +25,7 @@ Coordinates are in heatmap pixels with pixel centres on integers.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -32,7 +33,8 @@ import torch.nn.functional as F
 
 from datamodules.skeleton import Skeleton, joint_index_tensor
 
-DECODE_METHODS = ("standard", "dark", "udp")
+DecodeMethod = Literal["standard", "dark", "udp"]
+DECODE_METHODS: tuple[str, ...] = get_args(DecodeMethod)
 
 
 def encode_gaussian(
@@ -196,7 +198,7 @@ def _refine_udp(heatmaps: torch.Tensor, coords: torch.Tensor, kernel: int) -> to
 
 
 def decode_heatmaps(
-    heatmaps: torch.Tensor | np.ndarray, method: str = "standard", blur_kernel: int = 11
+    heatmaps: torch.Tensor | np.ndarray, method: DecodeMethod = "standard", blur_kernel: int = 11
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Heatmaps ``(B, J, h, w)`` → coords ``(B, J, 2)`` in heatmap px (x, y), maxvals ``(B, J)``.
 

@@ -30,6 +30,7 @@ modules" for it, fix this reading: the two axes span the same 3×3 grid of sub-n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -37,6 +38,8 @@ from torch import nn
 from pose2d.blocks import BN_MOMENTUM, Bottleneck, HighResolutionModule, make_blocks
 
 _STAGES = (2, 3, 4)
+CamPreset = Literal["none", "paper", "sub1", "sub21", "sub321", "stage1", "stage21", "stage321"]
+CamModules = Literal["last", "all"]
 CAM_PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
     "paper": ("2.0", "3.0", "4.0"),
@@ -79,6 +82,18 @@ class PoseHighResolutionNet(nn.Module):
 
     ``width`` 32/48 gives W32/W48; ``num_blocks``, ``stage_modules`` and ``stem_channels`` exist
     to build reduced CPU-sized models (defaults reproduce the official network).
+
+    Args:
+        width: channels of the full-resolution branch (32 → W32, 48 → W48).
+        num_joints: heatmap channels.
+        cam_placement: a preset (see the module docstring), ``"2.0,3.0"`` or a list of sites.
+        cam_reduction: CAM shrinking ratio ``s``.
+        cam_blocks: CAMs on the last ``cam_blocks`` residual blocks of each chosen branch.
+        cam_modules: ``last`` module of a stage only, or ``all`` its modules.
+        num_blocks: residual blocks per branch in each module.
+        stage_modules: modules in stages 2, 3, 4 (official 1, 4, 3).
+        stem_channels: channels of the stem and layer1 bottleneck width.
+        pretrained: an ImageNet or COCO-pose ``.pth`` to initialise from (None: scratch).
     """
 
     def __init__(
@@ -88,7 +103,7 @@ class PoseHighResolutionNet(nn.Module):
         cam_placement: str | list[str] = "none",
         cam_reduction: int = 4,
         cam_blocks: int = 2,
-        cam_modules: str = "last",
+        cam_modules: CamModules = "last",
         num_blocks: int = 4,
         stage_modules: Sequence[int] = (1, 4, 3),
         stem_channels: int = 64,

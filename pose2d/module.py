@@ -18,9 +18,10 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from datamodules.skeleton import COCO
-from pose2d.coco_metric import COCOKeypointMetric
-from pose2d.heatmaps import decode_heatmaps, flip_back
-from pose2d.hrnet import PoseHighResolutionNet
+from pose2d.cli_types import CamPlacement, plain
+from pose2d.coco_metric import COCOKeypointMetric, MetricBackend
+from pose2d.heatmaps import DecodeMethod, decode_heatmaps, flip_back
+from pose2d.hrnet import CamModules, PoseHighResolutionNet
 from pose2d.loss import JointsMSELoss
 from pose2d.transforms import crop_to_image
 
@@ -39,10 +40,15 @@ class HeatmapModule(pl.LightningModule):
         cam_reduction: CAM shrinking ratio ``s``.
         cam_blocks: CAMs go on the last ``cam_blocks`` residual blocks of each chosen branch.
         cam_modules: ``last`` (the last module of a stage) or ``all`` modules of the stage.
-        num_blocks / stage_modules / stem_channels: HRNet depth knobs (defaults = official).
+        num_blocks: residual blocks per branch in each HRNet module (official 4).
+        stage_modules: HRNet modules in stages 2, 3, 4 (official [1, 4, 3]).
+        stem_channels: stem / layer1 width (official 64).
         num_joints: heatmap channels (17 for COCO).
         pretrained: ImageNet or COCO-pose HRNet ``.pth`` to initialise from (``None``: scratch).
-        lr / weight_decay / milestones / gamma: Adam + MultiStepLR (epochs).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        milestones: epochs at which MultiStepLR multiplies the lr by ``gamma`` ([170, 200]).
+        gamma: MultiStepLR factor.
         use_target_weight: weight each joint's loss by its visibility.
         flip_test: average with the horizontally flipped crop at validation/test/predict.
         shift_heatmap: shift flipped heatmaps one pixel right (official; ``None`` = on unless
@@ -59,10 +65,10 @@ class HeatmapModule(pl.LightningModule):
     def __init__(
         self,
         width: int = 32,
-        cam_placement: str = "none",
+        cam_placement: CamPlacement = "none",
         cam_reduction: int = 4,
         cam_blocks: int = 2,
-        cam_modules: str = "last",
+        cam_modules: CamModules = "last",
         num_blocks: int = 4,
         stage_modules: list[int] | None = None,
         stem_channels: int = 64,
@@ -75,14 +81,15 @@ class HeatmapModule(pl.LightningModule):
         use_target_weight: bool = True,
         flip_test: bool = True,
         shift_heatmap: bool | None = None,
-        decode_method: str = "standard",
+        decode_method: DecodeMethod = "standard",
         channels_last: bool = False,
-        metric_backend: str = "pycocotools",
+        metric_backend: MetricBackend = "pycocotools",
         save_results: bool = True,
     ) -> None:
         super().__init__()
         stage_modules = list(stage_modules or [1, 4, 3])
         milestones = list(milestones or [170, 200])
+        cam_placement = plain(cam_placement)  # a parsed CamSites is a str subclass
         self.save_hyperparameters()
         self.hparams.stage_modules, self.hparams.milestones = stage_modules, milestones
         if decode_method not in ("standard", "dark", "udp"):

@@ -10,13 +10,16 @@ chunks of at most ``SDPA_MAX_BATCH_HEADS // heads`` problems. The "math" path is
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Largest (batch × heads) handed to one fused SDPA call on CUDA: the 65,535 grid-dimension limit.
 SDPA_MAX_BATCH_HEADS = 65_535
-ATTN_IMPLS = ("auto", "sdpa", "math")
+AttnImpl = Literal["auto", "sdpa", "math"]
+ATTN_IMPLS: tuple[str, ...] = get_args(AttnImpl)
 
 
 def attention_math(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
@@ -54,7 +57,7 @@ def attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    impl: str = "auto",
+    impl: AttnImpl = "auto",
     dropout_p: float = 0.0,
     max_batch: int | None = None,
 ) -> Tensor:
@@ -71,6 +74,15 @@ class MultiHeadAttention(nn.Module):
 
     Same parameters as the timm/PoseFormer ``Attention`` (``qkv`` Linear(C→3C), ``proj``
     Linear(C→C)), so the baseline's parameter count is unchanged.
+
+    Args:
+        dim: token width C (divisible by ``heads``).
+        heads: attention heads.
+        qkv_bias: bias of the fused Q/K/V projection.
+        attn_drop: dropout on the attention weights (training only).
+        proj_drop: dropout after the output projection.
+        attn_impl: "auto" (fused SDPA, chunked on CUDA), "sdpa" or "math" (explicit reference).
+        attn_chunk: most items per fused call; None: the CUDA grid-safe default.
     """
 
     def __init__(
@@ -80,7 +92,7 @@ class MultiHeadAttention(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
-        attn_impl: str = "auto",
+        attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
     ) -> None:
         super().__init__()

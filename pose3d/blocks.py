@@ -11,11 +11,14 @@ The extra module carries its own residual connection.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from torch import Tensor, nn
 
-from pose3d.attention import MultiHeadAttention
+from pose3d.attention import AttnImpl, MultiHeadAttention
 
-POSITIONS = ("before_msa", "after_msa", "after_mlp")
+Position = Literal["before_msa", "after_msa", "after_mlp"]
+POSITIONS: tuple[str, ...] = get_args(Position)
 
 
 class DropPath(nn.Module):
@@ -60,10 +63,10 @@ class Block(nn.Module):
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
         eps: float = 1e-6,
-        attn_impl: str = "auto",
+        attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
         extra: nn.Module | None = None,
-        extra_position: str = "after_msa",
+        extra_position: Position = "after_msa",
     ) -> None:
         super().__init__()
         if extra_position not in POSITIONS:

@@ -12,15 +12,19 @@ parameter count: 9.564M/9.574M/9.603M/9.691M at T=9/27/81/243). Output: root-rel
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from pose3d.blocks import POSITIONS, Block
+from pose3d.attention import AttnImpl
+from pose3d.blocks import POSITIONS, Block, Position
 from pose3d.sam import SpatialAttentionModule
-from pose3d.tam import TemporalAttentionModule
+from pose3d.tam import TamMode, TemporalAttentionModule
 
-HEADS = ("sequence", "center")
+Head = Literal["sequence", "center"]
+HEADS: tuple[str, ...] = get_args(Head)
 MAX_FRAMES = 243
 
 
@@ -29,23 +33,32 @@ class PoseLifter(nn.Module):
 
     Args:
         frames: window length T (odd, 1..243); sizes the temporal positional embedding.
-        num_joints, in_chans, out_chans: J, input channels (2), output channels (3).
+        num_joints: J, joints per frame.
+        in_chans: input channels per joint (2: x, y).
+        out_chans: output channels per joint (3: x, y, z).
         spatial_dim: per-joint width Ds (the temporal width is J·Ds).
-        spatial_depth, temporal_depth: number of blocks per stage.
-        spatial_heads, temporal_heads: attention heads per stage.
-        mlp_ratio, qkv_bias, norm_eps: ViT block settings (PoseFormer: 2, True, 1e-6).
+        spatial_depth: number of spatial transformer blocks.
+        temporal_depth: number of temporal transformer blocks.
+        spatial_heads: attention heads of the spatial blocks.
+        temporal_heads: attention heads of the temporal blocks.
+        mlp_ratio: MLP hidden width / block width (PoseFormer: 2).
+        qkv_bias: bias of the Q/K/V projections (PoseFormer: True).
+        norm_eps: LayerNorm epsilon of the blocks and stage norms (PoseFormer: 1e-6).
         head_norm_eps: eps of the head's LayerNorm; PoseFormer builds it with
             ``nn.LayerNorm``'s default 1e-5 (only the blocks and stage norms use 1e-6).
         dropout: dropout after the positional embeddings, attention projection and MLP (paper 0.1).
         attn_dropout: dropout on the attention weights.
         drop_path: stochastic depth, linearly increasing 0 → drop_path over each stage's blocks.
-        use_sam, sam_position, sam_kernel, sam_groups: Spatial Attention Module in every spatial
-            block (see ``pose3d.sam``).
-        use_tam, tam_position, tam_mode: Temporal Attention Module in every temporal block
-            (see ``pose3d.tam``).
+        use_sam: a Spatial Attention Module in every spatial block (see ``pose3d.sam``).
+        sam_position: where SAM sits in the block: before_msa, after_msa (paper) or after_mlp.
+        sam_kernel: SAM depth-wise kernel length along the joint axis (odd).
+        sam_groups: SAM GroupNorm groups (must divide spatial_dim).
+        use_tam: a Temporal Attention Module in every temporal block (see ``pose3d.tam``).
+        tam_position: where TAM sits in the block: before_msa, after_msa (paper) or after_mlp.
+        tam_mode: TAM reading: frame (T×T frame correlation), joint or channel.
         head: "sequence" (paper: per-frame regression) or "center" (PoseFormer weighted mean).
-        attn_impl: "auto" | "sdpa" | "math"; attn_chunk: max items per fused call (None: safe
-            default on CUDA). See ``pose3d.attention``.
+        attn_impl: attention kernel: auto (fused SDPA, chunked on CUDA), sdpa or math.
+        attn_chunk: most items per fused attention call (None: the safe default on CUDA).
         activation_checkpointing: recompute each block in the backward pass instead of storing
             its activations (less memory for long windows / big batches, ~1/3 more compute).
     """
@@ -69,14 +82,14 @@ class PoseLifter(nn.Module):
         attn_dropout: float = 0.0,
         drop_path: float = 0.1,
         use_sam: bool = True,
-        sam_position: str = "after_msa",
+        sam_position: Position = "after_msa",
         sam_kernel: int = 5,
         sam_groups: int = 8,
         use_tam: bool = True,
-        tam_position: str = "after_msa",
-        tam_mode: str = "frame",
-        head: str = "sequence",
-        attn_impl: str = "auto",
+        tam_position: Position = "after_msa",
+        tam_mode: TamMode = "frame",
+        head: Head = "sequence",
+        attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
         activation_checkpointing: bool = False,
     ) -> None:

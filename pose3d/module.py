@@ -10,16 +10,22 @@ test-time augmentation), and log ``<stage>/mpjpe`` (action-wise, the paper's num
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, Skeleton, flip_pose
-from pose3d.lifter import PoseLifter
+from pose3d.attention import AttnImpl
+from pose3d.blocks import Position
+from pose3d.lifter import Head, PoseLifter
 from pose3d.loss import LiftingLoss
 from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
+from pose3d.tam import TamMode
 
-OPTIMIZERS = ("adam", "adamw")
+OptimizerName = Literal["adam", "adamw"]
+OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
 # Hyper-parameters that change the network's weights or what they compute: a checkpoint only
 # makes sense in a model built with the same values (attn_impl, dropout etc. may differ).
 ARCHITECTURE_KEYS = ("frames", "num_joints", "spatial_dim", "spatial_depth", "temporal_depth",
@@ -39,11 +45,44 @@ def architecture_mismatch(saved: dict, current: dict) -> dict[str, tuple]:
 
 
 class LiftingModule(pl.LightningModule):
-    """Args: the :class:`PoseLifter` arguments (``frames`` … ``attn_chunk``), the loss weights
-    ``lambda_s``/``lambda_t``/``lambda_v``, and the recipe: ``optimizer`` ("adam"|"adamw"), ``lr``,
-    ``weight_decay``, ``amsgrad``, and a step decay ``lr ×= lr_decay`` every ``lr_decay_every``
-    epochs. Defaults are the paper's: Adam, lr 1e-3, ×0.95 every 2 epochs, dropout 0.1.
-    ``flip_test``: average with the un-flipped prediction on the mirrored input at val/test."""
+    """The 3D lifter (:class:`PoseLifter`), its loss and its optimisation recipe.
+
+    Defaults are the paper's: Adam, lr 1e-3, ×0.95 every 2 epochs, dropout 0.1.
+
+    Args:
+        frames: window length T (odd, 1..243); set through data.frames (linked).
+        num_joints: J, joints per frame (17 for Human3.6M and MPI-INF-3DHP).
+        spatial_dim: per-joint width Ds of the spatial stage (temporal width J·Ds).
+        spatial_depth: number of spatial transformer blocks.
+        temporal_depth: number of temporal transformer blocks.
+        spatial_heads: attention heads of the spatial blocks.
+        temporal_heads: attention heads of the temporal blocks.
+        mlp_ratio: MLP hidden width / block width.
+        dropout: dropout after positional embeddings, attention projection and MLP.
+        attn_dropout: dropout on the attention weights.
+        drop_path: stochastic depth, rising linearly to this value over each stage.
+        use_sam: the Spatial Attention Module in every spatial block (Table VI).
+        sam_position: SAM place in the block: before_msa, after_msa or after_mlp (Table VIII).
+        sam_kernel: SAM depth-wise kernel length along the joint axis (odd).
+        sam_groups: SAM GroupNorm groups (must divide spatial_dim).
+        use_tam: the Temporal Attention Module in every temporal block (Table VI).
+        tam_position: TAM place in the block: before_msa, after_msa or after_mlp (Table VIII).
+        tam_mode: TAM reading: frame (T×T frame correlation, default), joint or channel.
+        head: sequence (per-frame 3D for all T frames, paper) or center (PoseFormer, 1 frame).
+        attn_impl: attention kernel: auto (fused SDPA, chunked on CUDA), sdpa or math.
+        attn_chunk: most items per fused attention call (None: the safe default on CUDA).
+        activation_checkpointing: recompute blocks in backward (less memory, ~1/3 more compute).
+        lambda_s: weight of Ls, the MPJPE of the centre frame.
+        lambda_t: weight of Lt, the MPJPE over all output frames (sequence head).
+        lambda_v: weight of the optional velocity (MPJVE) loss term; 0 = off.
+        optimizer: adam or adamw.
+        lr: learning rate.
+        weight_decay: optimizer weight decay.
+        amsgrad: use the AMSGrad variant of Adam/AdamW.
+        lr_decay: learning-rate factor applied every lr_decay_every epochs.
+        lr_decay_every: epochs between learning-rate decays.
+        flip_test: at val/test, average with the prediction on the mirrored input.
+    """
 
     def __init__(
         self,
@@ -59,20 +98,20 @@ class LiftingModule(pl.LightningModule):
         attn_dropout: float = 0.0,
         drop_path: float = 0.1,
         use_sam: bool = True,
-        sam_position: str = "after_msa",
+        sam_position: Position = "after_msa",
         sam_kernel: int = 5,
         sam_groups: int = 8,
         use_tam: bool = True,
-        tam_position: str = "after_msa",
-        tam_mode: str = "frame",
-        head: str = "sequence",
-        attn_impl: str = "auto",
+        tam_position: Position = "after_msa",
+        tam_mode: TamMode = "frame",
+        head: Head = "sequence",
+        attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
         activation_checkpointing: bool = False,
         lambda_s: float = 1.0,
         lambda_t: float = 1.0,
         lambda_v: float = 0.0,
-        optimizer: str = "adam",
+        optimizer: OptimizerName = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         amsgrad: bool = False,

@@ -20,7 +20,14 @@ from torch import Tensor, nn
 
 
 class SpatialAttentionModule(nn.Module):
-    """SAM on spatial tokens: ``(N, J, D)`` → ``(N, J, D)`` (residual inside)."""
+    """SAM on spatial tokens: ``(N, J, D)`` → ``(N, J, D)`` (residual inside).
+
+    Args:
+        dim: D, the channels of each joint token (one depth-wise filter per channel).
+        kernel_size: odd kernel length along the joint axis (paper: 5).
+        norm_groups: GroupNorm groups; must divide ``dim``.
+        eps: GroupNorm epsilon.
+    """
 
     def __init__(
         self, dim: int, kernel_size: int = 5, norm_groups: int = 8, eps: float = 1e-5

@@ -27,25 +27,38 @@ Alternatives (constructor ``mode``):
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor, nn
 
-from pose3d.attention import attention
+from pose3d.attention import AttnImpl, attention
 
-TAM_MODES = ("frame", "joint", "channel")
+TamMode = Literal["frame", "joint", "channel"]
+TAM_MODES: tuple[str, ...] = get_args(TamMode)
 
 
 class TemporalAttentionModule(nn.Module):
-    """TAM on temporal tokens: ``(B, T, J·D)`` → ``(B, T, J·D)`` (residual inside)."""
+    """TAM on temporal tokens: ``(B, T, J·D)`` → ``(B, T, J·D)`` (residual inside).
+
+    Args:
+        num_joints: J, the joints flattened into each frame token.
+        joint_dim: D, the per-joint width (the token width is J·D).
+        mode: reading of the paper's correlation: "frame" (T×T frame-to-frame, default),
+            "joint" (per-joint T×T) or "channel" (D×D over frames and joints).
+        qkv_bias: bias of the three 1×1 convolutions (one Linear over D).
+        eps: epsilon of the pre-LayerNorm.
+        attn_impl: attention kernel for "frame"/"joint" (see ``pose3d.attention``).
+    """
 
     def __init__(
         self,
         num_joints: int,
         joint_dim: int,
-        mode: str = "frame",
+        mode: TamMode = "frame",
         qkv_bias: bool = True,
         eps: float = 1e-6,
-        attn_impl: str = "auto",
+        attn_impl: AttnImpl = "auto",
     ) -> None:
         super().__init__()
         if mode not in TAM_MODES:
