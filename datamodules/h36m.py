@@ -20,6 +20,7 @@ the camera's resolution. S11 "Directions" is skipped (corrupt video, as in Video
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from callbacks.user_error import BadInputError
+from callbacks.user_error import BadInputError, exit_code
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.h36m_files import FILE_3D, file_2d
@@ -466,9 +467,21 @@ def main(argv: list[str] | None = None) -> None:
     prep = sub.add_parser("prepare", help="convert the VideoPose3D npz files into the cache")
     prep.add_argument("--root", default="data/h36m")
     prep.add_argument("--keypoints", default=REAL_DEFAULT_SOURCE)
+    prep.add_argument(
+        "--layout",
+        choices=tuple(LAYOUTS_2D),
+        default=None,
+        help="joint order of the 2D file when its metadata is wrong (default: from metadata)",
+    )
+    prep.add_argument(
+        "--nonfinite",
+        choices=("error", "drop"),
+        default="error",
+        help="sequences with NaN/Inf: stop naming the first (default) or leave them out",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    folder = prepare_h36m(args.root, args.keypoints)
+    folder = prepare_h36m(args.root, args.keypoints, layout=args.layout, nonfinite=args.nonfinite)
     cache = read_cache(folder)
     print(
         f"wrote {folder}: {cache.num_sequences} sequences, {len(cache.pos2d)} frames "
@@ -477,4 +490,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main))

@@ -12,7 +12,6 @@ screen-normalised with the frame size → one edge-padded T-frame window per fra
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
-from callbacks.user_error import UserError
+from callbacks.user_error import exit_code
 from datamodules.cameras import normalize_screen_coordinates
 from datamodules.frames import open_frames
 from datamodules.skeleton import COCO, H36M, coco_to_h36m
@@ -257,14 +256,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
 def cli(argv: list[str] | None = None) -> int:
     """Console entry: :func:`main`; a user error is one ``error:`` line and exit status 2
     (``POSE_TRACEBACK=1`` shows the traceback)."""
-    try:
-        main(argv)
-    except (UserError, FileNotFoundError) as e:
-        if os.environ.get("POSE_TRACEBACK"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(main, argv)
 
 
 if __name__ == "__main__":
