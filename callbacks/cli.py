@@ -262,6 +262,29 @@ class PoseCLI(LightningCLI):
             require_checkpoint(path, self._checkpoint_kinds, "--ckpt_path")
         super()._parse_ckpt_path()
 
+    def after_validate(self) -> None:  # noqa: D102 - LightningCLI calls after_<subcommand>
+        self._refuse_partial("val")
+
+    def after_test(self) -> None:  # noqa: D102
+        self._refuse_partial("test")
+
+    def _refuse_partial(self, stage: str) -> None:
+        """An evaluation that could not read every input exits with status 2 (after writing
+        its metrics, which say how much was skipped) unless ``--data.allow_skipped=true``."""
+        metrics = self.trainer.callback_metrics
+        images = float(metrics.get(f"{stage}/skipped_images", 0))
+        if not images or getattr(self.datamodule, "hparams", {}).get("allow_skipped"):
+            return
+        persons = int(metrics.get(f"{stage}/skipped_persons", 0))
+        root = getattr(self.datamodule, "root", "<root>")
+        raise UserError(
+            f"{stage}: {int(images)} images under {root} could not be read, so {persons} persons "
+            f"were not scored and the metrics in {os.path.join(self.run_dir, 'metrics.json')} "
+            f"are partial (they say so: {stage}/skipped_images); fix the files (python -m "
+            f"datamodules.coco verify --root {root} lists them) or accept a partial evaluation "
+            "with --data.allow_skipped=true"
+        )
+
     def _resume_wandb_id(self, run_dir: str) -> str | None:
         """The W&B run id of the run being resumed (``--ckpt_path`` given), so the curves
         continue in the same W&B run instead of starting a new one."""

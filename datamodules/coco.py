@@ -209,7 +209,10 @@ class CocoKeypoints(Dataset):
                     self.bad_files.add(str(path))
                     log.warning("skipping unreadable image (sample %d): %s", i, e)
                 continue
-            return self._make_sample(i, image)
+            sample = self._make_sample(i, image)
+            # which requested sample this one replaces: evaluation reports it as skipped
+            sample["unreadable"] = torch.tensor(index if attempt else -1, dtype=torch.int64)
+            return sample
         raise RuntimeError(
             f"{self.max_bad_in_a_row} unreadable images in a row from sample {index} "
             f"(first: {self.image_path(index)}); run `python -m datamodules.coco verify "
@@ -290,6 +293,8 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         sigma: Gaussian sigma of the target heatmaps (heatmap px).
         use_udp: unbiased data processing (UDP) crop geometry and unbiased targets.
         padding: box enlargement before cropping (official 1.25).
+        allow_skipped: a validate/test run whose images could not all be read still exits with
+            status 0 (its metrics always report ``skipped_images`` / ``skipped_persons``).
     """
 
     def __init__(
@@ -317,6 +322,7 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         sigma: float = 2.0,
         use_udp: bool = False,
         padding: float = 1.25,
+        allow_skipped: bool = False,
     ) -> None:
         super().__init__()
         val_boxes, test_boxes = plain(val_boxes), plain(test_boxes)  # str subclasses when parsed

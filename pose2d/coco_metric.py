@@ -169,7 +169,8 @@ class COCOKeypointMetric(Metric):
         self.backend = backend
         self._coco_gt = None
         self.results: list[dict] = []
-        for name in ("index", "image_id", "keypoints", "box_score", "area"):
+        self.skipped_samples = np.zeros(0, dtype=np.int64)
+        for name in ("index", "image_id", "keypoints", "box_score", "area", "unreadable"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     @property
@@ -186,9 +187,15 @@ class COCOKeypointMetric(Metric):
         keypoints: Tensor,
         box_score: Tensor,
         area: Tensor,
+        unreadable: Tensor | None = None,
     ) -> None:
+        """``unreadable (N,)``: for each sample, the dataset index it stands in for when that
+        one's image could not be read (-1 otherwise): those persons are not scored."""
         if keypoints.dim() != 3 or keypoints.shape[-1] != 3:
             raise ValueError(f"keypoints must be (N, J, 3), got {tuple(keypoints.shape)}")
+        if unreadable is not None:
+            unreadable = unreadable.detach().long().reshape(-1)
+            self.unreadable.append(unreadable[unreadable >= 0])
         self.index.append(index.detach().long().reshape(-1))
         self.image_id.append(image_id.detach().long().reshape(-1))
         self.keypoints.append(keypoints.detach().float())
@@ -205,7 +212,10 @@ class COCOKeypointMetric(Metric):
         return out
 
     def compute(self) -> dict[str, float]:
+        """The COCO stats; also sets :attr:`skipped_samples` (distinct dataset indices whose
+        image was unreadable, so the evaluation is partial when it is not empty)."""
         s = self.gathered()
+        self.skipped_samples = np.unique(_cat(self.unreadable).cpu().numpy().astype(np.int64))
         self.results = build_results(
             s["image_id"], s["keypoints"], s["box_score"], s["area"],
             use_nms=self.use_nms, oks_nms_thresh=self.oks_nms_thresh,

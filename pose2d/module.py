@@ -177,8 +177,9 @@ class HeatmapModule(pl.LightningModule):
         if metric is not None:
             kpts = self.keypoints(hm, batch["center"], batch["scale"])
             metric.update(
-                batch["index"], batch["image_id"], kpts, batch["box_score"], batch["area"]
-            )
+                batch["index"], batch["image_id"], kpts, batch["box_score"], batch["area"],
+                batch.get("unreadable"),
+            )  # fmt: skip
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -221,6 +222,7 @@ class HeatmapModule(pl.LightningModule):
         # compute() gathers every rank's predictions, so all ranks log the same numbers.
         self.log_dict({f"{stage}/{k}": float(stats[k]) for k in STAT_KEYS if k in stats})
         dm = self.trainer.datamodule
+        skipped = self._log_skipped(stage, metric.skipped_samples, dm)
         # test/predict may use other boxes than validation (``data.test_boxes``)
         box_source = getattr(dm, "test_box_source" if stage == "test" else "box_source", None)
         box_source = box_source or getattr(dm, "box_source", "unknown")
@@ -228,7 +230,29 @@ class HeatmapModule(pl.LightningModule):
             self._box_source_logged.add(stage)
             for logger in self.loggers:
                 logger.log_hyperparams({f"{stage}_box_source": str(box_source)})
-        rank_zero_info(f"{stage} AP {stats.get('AP', float('nan')):.4f} (boxes: {box_source})")
+        rank_zero_info(
+            f"{stage} AP {stats.get('AP', float('nan')):.4f} (boxes: {box_source}){skipped}"
+        )
+
+    def _log_skipped(self, stage: str, skipped, dm) -> str:
+        """Log ``<stage>/skipped_images`` / ``skipped_persons`` (unreadable images: their
+        persons are not scored); returns the note for the printed AP line ('' when none)."""
+        ds = getattr(dm, "val_set" if stage == "val" else "test_set", None)
+        names = getattr(ds, "file_name", None)
+        images = len(set(names[skipped].tolist())) if names is not None else len(skipped)
+        self.log_dict(
+            {
+                f"{stage}/skipped_images": float(images),
+                f"{stage}/skipped_persons": float(len(skipped)),
+            }
+        )
+        if not len(skipped):
+            return ""
+        total = len(ds) if ds is not None else "?"
+        return (
+            f"; PARTIAL: {images} unreadable images, {len(skipped)} of {total} persons not "
+            "scored (python -m datamodules.coco verify lists them)"
+        )
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")

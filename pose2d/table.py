@@ -23,8 +23,15 @@ def table_row(metrics: dict, params: int | None, name: str, input_size: str, box
     p = "-" if params is None else f"{params / 1e6:.2f}M"
     head = "| model | boxes | #Params | input | AP | AR | AP50 | AP75 | APL | APM |"
     sep = "|---" * 10 + "|"
-    return "\n".join([head, sep, f"| {name} | {boxes} | {p} | {input_size} | " + " | ".join(vals)
-                      + " |"])  # fmt: skip
+    lines = [head, sep, f"| {name} | {boxes} | {p} | {input_size} | " + " | ".join(vals) + " |"]
+    stage = "val" if any(k.startswith("val/") for k in metrics) else "test"
+    images = metrics.get(f"{stage}/skipped_images") or 0
+    if images:  # an evaluation that could not read every image says so under its row
+        persons = int(metrics.get(f"{stage}/skipped_persons") or 0)
+        lines.append(
+            f"PARTIAL: {int(images)} unreadable images skipped ({persons} persons not scored)"
+        )
+    return "\n".join(lines)
 
 
 def describe_checkpoint(path: str | Path) -> tuple[str, str, int]:
