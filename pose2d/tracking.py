@@ -68,3 +68,115 @@ def track_main_person(
     """
     tracker = MainPersonTracker(iou_threshold, max_lost)
     return np.array([tracker.update(b) for b in boxes_per_frame], dtype=np.int64)
+
+
+class MultiPersonTracker:
+    """Every person, each with a persistent id: one ``update`` per frame.
+
+    Choice (docs/system.md): a live track predicts its box as its last box moved by its
+    velocity (an exponential average, ``momentum``, of the per-frame displacement of the box
+    centre) times the frames since it was last seen. Similarity of a track and a detection is
+    the IoU of the predicted and detected boxes; with keypoints on both sides it is the mean of
+    that IoU and the OKS of the keypoints (the track's last keypoints moved by the same shift,
+    normalised by the box areas). Detections are assigned to tracks by the Hungarian method on
+    the similarities (``scipy.optimize.linear_sum_assignment``), and a pair counts only if its
+    similarity reaches ``min_similarity``. An unmatched detection with score ≥
+    ``new_track_score`` starts a track with the next id; a track unmatched for more than
+    ``max_gap`` consecutive frames ends, and its id is never reused.
+    """
+
+    def __init__(
+        self,
+        min_similarity: float = 0.2,
+        max_gap: int = 10,
+        new_track_score: float = 0.0,
+        momentum: float = 0.5,
+        use_oks: bool = True,
+    ) -> None:
+        self.min_similarity, self.max_gap = min_similarity, max_gap
+        self.new_track_score, self.momentum, self.use_oks = new_track_score, momentum, use_oks
+        self.tracks: dict[int, dict] = {}
+        self.next_id = 0
+        self.frame = -1
+
+    def _predicted(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        ids = list(self.tracks)
+        shifts = np.array(
+            [self.tracks[i]["vel"] * (self.frame - self.tracks[i]["seen"]) for i in ids]
+        ).reshape(-1, 2)
+        boxes = np.array([self.tracks[i]["box"] for i in ids]).reshape(-1, 4).copy()
+        boxes[:, :2] += shifts
+        return ids, boxes, shifts
+
+    def _similarity(
+        self, boxes: np.ndarray, keypoints: np.ndarray | None
+    ) -> tuple[list[int], np.ndarray]:
+        ids, pred, shifts = self._predicted()
+        sim = box_iou_xywh(pred, boxes[:, :4])
+        if self.use_oks and keypoints is not None and ids:
+            from pose2d.oks import pairwise_oks
+
+            for r, i in enumerate(ids):
+                kp = self.tracks[i]["kpts"]
+                if kp is None:
+                    continue
+                moved = kp.copy()
+                moved[:, :2] += shifts[r]
+                area = max(self.tracks[i]["box"][2] * self.tracks[i]["box"][3], 1.0)
+                oks = pairwise_oks(
+                    moved[None], np.array([area]), other=keypoints,
+                    other_areas=np.maximum(boxes[:, 2] * boxes[:, 3], 1.0), in_vis_thresh=0.2,
+                )[0]  # fmt: skip
+                sim[r] = 0.5 * (sim[r] + np.nan_to_num(oks))
+        return ids, sim
+
+    def update(self, boxes: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+        """Next frame's ``(N, 5)`` boxes (``x, y, w, h, score``) and optional ``(N, J, 3)``
+        keypoints → ``(N,)`` int64 track ids (``-1``: not tracked, score too low)."""
+        from scipy.optimize import linear_sum_assignment
+
+        self.frame += 1
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        ids_out = np.full(len(boxes), -1, dtype=np.int64)
+        for i in [i for i, t in self.tracks.items() if self.frame - t["seen"] > self.max_gap + 1]:
+            del self.tracks[i]
+        if len(boxes) and self.tracks:
+            ids, sim = self._similarity(boxes, keypoints)
+            rows, cols = linear_sum_assignment(-sim)
+            for r, c in zip(rows, cols, strict=True):
+                if sim[r, c] >= self.min_similarity:
+                    ids_out[c] = ids[r]
+        for c in np.flatnonzero(ids_out < 0):
+            if boxes[c, 4] >= self.new_track_score:
+                ids_out[c] = self.next_id
+                self.tracks[self.next_id] = {
+                    "box": boxes[c, :4],
+                    "vel": np.zeros(2),
+                    "seen": self.frame,
+                    "kpts": None,
+                    "new": True,
+                }
+                self.next_id += 1
+        for c, i in enumerate(ids_out):
+            if i < 0:
+                continue
+            t = self.tracks[int(i)]
+            if not t.pop("new", False):
+                dt = max(self.frame - t["seen"], 1)
+                centre = lambda b: b[:2] + b[2:4] / 2  # noqa: E731
+                step = (centre(boxes[c, :4]) - centre(t["box"])) / dt
+                t["vel"] = self.momentum * t["vel"] + (1 - self.momentum) * step
+            t["box"], t["seen"] = boxes[c, :4], self.frame
+            t["kpts"] = None if keypoints is None else np.asarray(keypoints[c], dtype=np.float64)
+        return ids_out
+
+
+def track_all_people(
+    boxes_per_frame: Sequence[np.ndarray],
+    keypoints_per_frame: Sequence[np.ndarray] | None = None,
+    **kwargs,
+) -> list[np.ndarray]:
+    """Track ids per frame, ``(N_f,)`` int64 each, with :class:`MultiPersonTracker` (``kwargs``)."""
+    tracker = MultiPersonTracker(**kwargs)
+    kps = keypoints_per_frame if keypoints_per_frame is not None else [None] * len(boxes_per_frame)
+    return [tracker.update(b, k) for b, k in zip(boxes_per_frame, kps, strict=True)]
