@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 
 from callbacks.cli import exit_on_missing_files, run_cli
+from callbacks.cli_args import flag_value, subcommand
 from datamodules.coco import CocoKeypointsDataModule
 from pose2d.module import HeatmapModule
+from pose2d.official import is_plain_hrnet, official_eval_args
 
 SYNTHETIC_HINT = (
     "Quick start without COCO: make data-2d && make train-2d DATA=synthetic "
@@ -19,6 +21,10 @@ SYNTHETIC_HINT = (
 
 
 def main(args: list[str] | None = None):
+    argv = sys.argv[1:] if args is None else list(args)
+    ckpt = flag_value(argv, "--ckpt_path")
+    if subcommand(argv) in ("validate", "test", "predict") and ckpt and is_plain_hrnet(ckpt):
+        args = official_eval_args(argv, ckpt)  # an official pose_hrnet_*.pth as it is
     return run_cli(
         HeatmapModule,
         CocoKeypointsDataModule,

@@ -36,6 +36,13 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
 
+    @torch.no_grad()
+    def constant_gate_init(self) -> float:
+        """Zero the second conv: the gate becomes sigmoid(0) = 0.5 for every input; returns it."""
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+        return 0.5
+
 
 def cam_param_count(channels: int, reduction: int = 4) -> int:
     """Parameters of one :class:`ChannelAttention`: two 1×1 convs with bias."""

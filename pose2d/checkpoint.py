@@ -9,6 +9,12 @@ from pathlib import Path
 import torch
 
 from pose2d.hrnet import PoseHighResolutionNet
+from pose2d.official import (
+    hrnet_architecture,
+    input_size_from_name,
+    is_plain_hrnet,
+    read_state_dict,
+)
 
 
 def load_detector(
@@ -17,11 +23,18 @@ def load_detector(
     """Rebuild :class:`PoseHighResolutionNet` from a ``HeatmapModule`` checkpoint, in eval mode.
 
     Reads ``hyper_parameters`` for the architecture and the ``model.*`` weights, with
-    ``torch.load(weights_only=True)``; the ``pretrained`` path is not re-read.
+    ``torch.load(weights_only=True)``; the ``pretrained`` path is not re-read. An official plain
+    state dict (``pose_hrnet_w32_256x192.pth``) is built from its tensor shapes
+    (``pose2d.official``) and loaded strictly.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"detector checkpoint not found: {path} (a .ckpt from pose2d fit)")
+    if is_plain_hrnet(path):
+        sd = read_state_dict(path)
+        model = PoseHighResolutionNet(**hrnet_architecture(sd, path))
+        model.load_state_dict(sd, strict=True)
+        return model.to(map_location).eval()
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
@@ -37,7 +50,10 @@ def load_detector(
 
 
 def _hparams(path: str | Path) -> tuple[dict, dict]:
-    """(module, datamodule) hyper-parameters of a checkpoint, read with weights_only=True."""
+    """(module, datamodule) hyper-parameters of a checkpoint, read with weights_only=True
+    (none for a plain state dict)."""
+    if is_plain_hrnet(path):
+        return {}, {}
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return dict(ckpt.get("hyper_parameters") or {}), dict(
         ckpt.get("datamodule_hyper_parameters") or {}
@@ -46,7 +62,10 @@ def _hparams(path: str | Path) -> tuple[dict, dict]:
 
 def detector_input_size(path: str | Path, default: tuple[int, int] = (192, 256)) -> tuple[int, int]:
     """The crop (w, h) the detector was trained at: the data module's ``input_size`` stored in
-    the checkpoint (``datamodule_hyper_parameters``), else ``default``."""
+    the checkpoint (``datamodule_hyper_parameters``), for an official plain state dict the
+    ``<H>x<W>`` of its file name, else ``default``."""
+    if is_plain_hrnet(path):
+        return input_size_from_name(path) or default
     module_hp, data_hp = _hparams(path)
     for hp in (data_hp, module_hp):
         size = hp.get("input_size")

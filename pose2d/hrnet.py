@@ -30,16 +30,17 @@ modules" for it, fix this reading: the two axes span the same 3×3 grid of sub-n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-from pose2d.blocks import BN_MOMENTUM, Bottleneck, HighResolutionModule, make_blocks
+from pose2d.blocks import BN_MOMENTUM, BasicBlock, Bottleneck, HighResolutionModule, make_blocks
 
 _STAGES = (2, 3, 4)
 CamPreset = Literal["none", "paper", "sub1", "sub21", "sub321", "stage1", "stage21", "stage321"]
 CamModules = Literal["last", "all"]
+CamInit = Literal["auto", "normal", "identity"]
 CAM_PRESETS: dict[str, tuple[str, ...]] = {
     "none": (),
     "paper": ("2.0", "3.0", "4.0"),
@@ -94,6 +95,11 @@ class PoseHighResolutionNet(nn.Module):
         stage_modules: modules in stages 2, 3, 4 (official 1, 4, 3).
         stem_channels: channels of the stem and layer1 bottleneck width.
         pretrained: an ImageNet or COCO-pose ``.pth`` to initialise from (None: scratch).
+        cam_init: how CAMs start (see :meth:`cam_identity_init`): ``normal`` (every conv
+            N(0, 0.001) like the rest of the network, so every gate starts at ≈0.5 and each
+            gated block at about half its output; the from-scratch setting), ``identity`` (the
+            network's initial output equals the same weights without CAM), ``auto`` (identity
+            when ``pretrained`` is given, else normal).
     """
 
     def __init__(
@@ -108,8 +114,11 @@ class PoseHighResolutionNet(nn.Module):
         stage_modules: Sequence[int] = (1, 4, 3),
         stem_channels: int = 64,
         pretrained: str | None = None,
+        cam_init: CamInit = "auto",
     ) -> None:
         super().__init__()
+        if cam_init not in get_args(CamInit):
+            raise ValueError(f"cam_init must be one of {get_args(CamInit)}, got {cam_init!r}")
         if cam_modules not in ("last", "all"):
             raise ValueError(f"cam_modules must be 'last' or 'all', got {cam_modules!r}")
         if len(stage_modules) != 3:
@@ -160,6 +169,8 @@ class PoseHighResolutionNet(nn.Module):
             from pose2d.pretrained import load_pretrained
 
             load_pretrained(self, pretrained)
+        if cam_init == "identity" or (cam_init == "auto" and pretrained):
+            self.cam_identity_init()
 
     @staticmethod
     def _make_transition(prev: list[int], cur: list[int]) -> nn.ModuleList:
@@ -226,6 +237,20 @@ class PoseHighResolutionNet(nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         return self.final_layer(self.features(img))
+
+    @torch.no_grad()
+    def cam_identity_init(self) -> None:
+        """Start every CAM as a no-op on the current weights: the second CAM conv is zeroed, so
+        each gate is exactly sigmoid(0) = 0.5 for any input (where the gradient is largest),
+        and the BN before the CAM (``bn2`` / ``bn3``) has its affine ×2 to compensate. Both
+        factors are powers of two, so the output equals the network without CAM bit for bit
+        (starting from pretrained weights the model starts exactly at the pretrained model)."""
+        for block in self.modules():
+            if isinstance(block, BasicBlock | Bottleneck) and block.cam is not None:
+                gate = block.cam.constant_gate_init()
+                bn = block.bn3 if isinstance(block, Bottleneck) else block.bn2
+                bn.weight.div_(gate)
+                bn.bias.div_(gate)
 
     def cam_state_keys(self) -> list[str]:
         """State-dict keys that belong to CAM modules (absent from official checkpoints)."""

@@ -21,7 +21,7 @@ from datamodules.skeleton import COCO
 from pose2d.cli_types import CamPlacement, plain
 from pose2d.coco_metric import COCOKeypointMetric, MetricBackend
 from pose2d.heatmaps import DecodeMethod, decode_heatmaps, flip_back
-from pose2d.hrnet import CamModules, PoseHighResolutionNet
+from pose2d.hrnet import CamInit, CamModules, PoseHighResolutionNet
 from pose2d.loss import JointsMSELoss
 from pose2d.transforms import crop_to_image
 
@@ -45,6 +45,11 @@ class HeatmapModule(pl.LightningModule):
         stem_channels: stem / layer1 width (official 64).
         num_joints: heatmap channels (17 for COCO).
         pretrained: ImageNet or COCO-pose HRNet ``.pth`` to initialise from (``None``: scratch).
+        cam_init: ``auto`` (identity with ``pretrained``, else normal), ``normal`` (official
+            conv init: CAM gates start at ≈0.5, from-scratch training as in the paper) or
+            ``identity`` (CAM gates start as a no-op: the initial output equals the plain
+            network's, so fine-tuning starts at the pretrained model); see
+            ``PoseHighResolutionNet.cam_identity_init``.
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
         milestones: epochs at which MultiStepLR multiplies the lr by ``gamma`` ([170, 200]).
@@ -74,6 +79,7 @@ class HeatmapModule(pl.LightningModule):
         stem_channels: int = 64,
         num_joints: int = 17,
         pretrained: str | None = None,
+        cam_init: CamInit = "auto",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         milestones: list[int] | None = None,
@@ -105,6 +111,7 @@ class HeatmapModule(pl.LightningModule):
             stage_modules=stage_modules,
             stem_channels=stem_channels,
             pretrained=pretrained,
+            cam_init=cam_init,
         )
         self.criterion = JointsMSELoss(use_target_weight)
         self.skeleton = COCO

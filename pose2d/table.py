@@ -35,10 +35,24 @@ def table_row(metrics: dict, params: int | None, name: str, input_size: str, box
 
 
 def describe_checkpoint(path: str | Path) -> tuple[str, str, int]:
-    """(model name, input size, parameter count) from a HeatmapModule checkpoint."""
+    """(model name, input size, parameter count) from a HeatmapModule checkpoint or an
+    official plain state dict (size from its file name)."""
+    from pose2d.official import (
+        hrnet_architecture,
+        input_size_from_name,
+        is_plain_hrnet,
+        read_state_dict,
+    )
+
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    if is_plain_hrnet(path):
+        sd = read_state_dict(path)
+        size = input_size_from_name(path)
+        params = sum(v.numel() for k, v in sd.items() if not k.endswith(buffers))
+        name = f"HRNet-W{hrnet_architecture(sd, path)['width']} (official)"
+        return name, f"{size[1]}×{size[0]}" if size else "-", params
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     hp = ckpt.get("hyper_parameters", {})
-    buffers = ("running_mean", "running_var", "num_batches_tracked")
     params = sum(
         v.numel()
         for k, v in ckpt["state_dict"].items()

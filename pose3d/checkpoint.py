@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from callbacks.cli_args import flag_given, flag_value, subcommand
 from pose3d.lifter import PoseLifter
 
 
@@ -36,3 +37,36 @@ def load_lifter(path: str | Path, map_location: str | torch.device = "cpu") -> P
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
     return model.eval()
+
+
+def _flag_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def architecture_args(args: list[str]) -> list[str]:
+    """Flags that build the model of the ``--ckpt_path`` checkpoint for ``validate``/``test``/
+    ``predict``: its recorded architecture (``module.ARCHITECTURE_KEYS``) wins over the config,
+    a flag given on the command line wins over the checkpoint. ``[]`` for ``fit`` (a resumed
+    run keeps its config; a mismatch is refused in ``on_load_checkpoint``) and for files without
+    readable hyper-parameters (the checkpoint check reports those)."""
+    from pose3d.module import ARCHITECTURE_KEYS
+
+    path = flag_value(args, "--ckpt_path")
+    if subcommand(args) not in ("validate", "test", "predict") or not path:
+        return []
+    if not Path(path).is_file():
+        return []
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        hp = dict(ckpt.get("hyper_parameters") or {})
+        is_lifter = "model.joint_embed.weight" in (ckpt.get("state_dict") or {})
+    except Exception:  # noqa: BLE001 - not ours to report here
+        return []
+    if not is_lifter:  # e.g. a 2D checkpoint: the checkpoint check says what it is
+        return []
+    extra = []
+    for key in ARCHITECTURE_KEYS:
+        flag = "--data.init_args.frames" if key == "frames" else f"--model.{key}"
+        if key in hp and not flag_given(args, flag):
+            extra.append(f"{flag}={_flag_value(hp[key])}")
+    return extra

@@ -41,7 +41,7 @@ from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence
 
 # What --detector / --lifter may be (callbacks.checkpoint_check kinds).
-DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d",)
+DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d", "hrnet_state_dict")
 LIFTER_KINDS: tuple[CheckpointKind, ...] = ("lightning_3d",)
 
 
