@@ -33,13 +33,24 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.plugins.io import CheckpointIO
 
 from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
+from callbacks.checkpoint_io import AtomicCheckpointIO, remove_stale_temps
 from callbacks.group_table import GroupTable
 from callbacks.media import MediaLogger
 from callbacks.metrics_file import MetricsFile
 from callbacks.nonfinite import NonFiniteGuard
 from callbacks.rng_state import RNGState
+from callbacks.run_folder import (
+    RunLock,
+    is_first_process,
+    move_aside,
+    previous_run,
+    refuse_rerun,
+    resolve_last,
+    set_aside,
+)
 from callbacks.run_info import RunInfo
 from callbacks.throughput import Throughput
 from callbacks.user_error import UserError
@@ -57,6 +68,9 @@ class RunOptions:
         project: W&B project; default chosen by the trainer (``attnpose-2d`` / ``attnpose-3d``).
         entity: W&B entity (user or team); default: your W&B default entity.
         tags: W&B tags.
+        restart: ``fit`` into a folder that holds a finished run: move that run to
+            ``<dir>.old<N>/`` and start afresh (without it such a rerun stops; see
+            ``callbacks/run_folder.py``).
     """
 
     def __init__(
@@ -66,12 +80,14 @@ class RunOptions:
         project: str | None = None,
         entity: str | None = None,
         tags: list[str] | None = None,
+        restart: bool = False,
     ) -> None:
         self.name = name
         self.dir = dir
         self.project = project
         self.entity = entity
         self.tags = list(tags or [])
+        self.restart = restart
 
 
 def default_run_name(config_files: Sequence[str | os.PathLike] = ()) -> str:
@@ -193,6 +209,8 @@ class PoseCLI(LightningCLI):
                 "checkpoint.save_last": True,
                 "checkpoint.filename": "best-epoch{epoch:03d}",
                 "checkpoint.auto_insert_metric_name": False,
+                # one run per folder: a name is overwritten atomically, never versioned (-v1)
+                "checkpoint.enable_version_counter": False,
             }
         )
         parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
@@ -214,9 +232,15 @@ class PoseCLI(LightningCLI):
         if self.subcommand and callable(check_files):
             check_files(self.subcommand)
         opts, run_dir = self.run_options()
+        self._claim_run_folder(opts, run_dir)
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         if config.get("default_root_dir") is None:
             config["default_root_dir"] = run_dir
+        plugins = config.get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins] * bool(plugins)
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())  # <name>.tmp next to the target, os.replace
+        config["plugins"] = plugins
 
         logger = config.get("logger")
         if logger is None or logger is True:
@@ -251,6 +275,47 @@ class PoseCLI(LightningCLI):
         self.save_config_kwargs = {"run_dir": run_dir, **self.save_config_kwargs}
         self.run_dir = run_dir
         return self._instantiate_trainer(config, callbacks)
+
+    def _claim_run_folder(self, opts: RunOptions, run_dir: str) -> None:
+        """One run folder = one run (``callbacks/run_folder.py``), before any logger exists:
+        the lock, no ``fit`` over a finished run, ``--ckpt_path=last`` → the newest loadable
+        checkpoint, stale ``*.ckpt.tmp`` removed."""
+        subcommand = str(self.subcommand)
+        cfg = self.config_init.get(subcommand, self.config_init)
+        ckpt_cb = self._get(self.config_init, "checkpoint", default=None)
+        ckpt_dir = getattr(ckpt_cb, "dirpath", None) or os.path.join(run_dir, "checkpoints")
+        first = is_first_process()
+        if subcommand == "fit" and str(cfg.get("ckpt_path")) == "last":
+            path, bad = resolve_last(ckpt_dir)
+            if bad and first:
+                set_aside(ckpt_dir, bad)
+                print(
+                    f"warning: cannot load {'; '.join(bad)} (renamed to *.unloadable): resuming "
+                    f"from {path}",
+                    file=sys.stderr,
+                )
+            cfg["ckpt_path"] = str(path)
+            self.config.get(subcommand, self.config)["ckpt_path"] = str(path)
+        if not first:
+            return  # DDP ranks started by the first process, which holds the lock
+        lock = RunLock(run_dir)
+        lock.check()
+        found = previous_run(run_dir, ckpt_dir) if subcommand == "fit" else None
+        if found is not None and not cfg.get("ckpt_path") and not opts.restart:
+            raise refuse_rerun(run_dir, found)
+        lock.acquire()
+        self._run_lock = lock
+        if found is not None and not cfg.get("ckpt_path"):
+            print(f"--run.restart: the previous run is now in {move_aside(run_dir)}")
+        remove_stale_temps(ckpt_dir)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            lock = getattr(self, "_run_lock", None)
+            if lock is not None:
+                lock.release()
 
     def _parse_ckpt_path(self) -> None:
         """A ``--ckpt_path`` file (eval or resume) of the wrong kind is one line, before

@@ -8,13 +8,14 @@ Run as a script it is a full PoseCLI program: ``python tests/callbacks_toy.py fi
 from __future__ import annotations
 
 import os
+import sys
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from callbacks.cli import run_cli
+from callbacks.cli import exit_on_missing_files, run_cli
 from datamodules.skeleton import H36M
 
 GROUPS = ["Walking", "Sitting", "Eating"]
@@ -110,10 +111,12 @@ class ToyModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": sched}
 
 
-def main() -> None:
+def main(args: list[str] | None = None):
     os.environ.setdefault("WANDB_SILENT", "true")
-    run_cli(ToyModule, ToyData, links=[("data.frames", "model.frames")], monitor="val/mpjpe")
+    return run_cli(
+        ToyModule, ToyData, links=[("data.frames", "model.frames")], args=args, monitor="val/mpjpe"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_on_missing_files(main, None, ""))

@@ -25,6 +25,7 @@ from callbacks.media import (
 from callbacks.metrics_file import MetricsFile, plain_metrics
 from callbacks.nonfinite import NonFiniteGuard, all_finite
 from callbacks.rng_state import collect_rng_states, set_rng_states
+from callbacks.run_folder import RunFolderError
 from callbacks.throughput import Throughput, count_parameters
 from datamodules.skeleton import H36M
 
@@ -233,14 +234,23 @@ def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
         "--data.frames=5",
         "--data.n_train=16",
     ]
-    for _ in range(2):  # a second run into the same folder must not collide
-        cli = run_cli(
+
+    def run(extra: list[str]):
+        return run_cli(
             ToyModule,
             ToyData,
             links=[("data.frames", "model.frames")],
-            args=args,
+            args=args + extra,
             monitor="val/mpjpe",
         )
+
+    run([])
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        run([])  # one folder = one run: a rerun without --ckpt_path stops
+    cli = run(["--run.restart=true"])  # ... or moves the old run aside
+    old = run_dir.with_name("run.old1")
+    assert (old / "checkpoints" / "last.ckpt").is_file() and (old / "metrics.json").is_file()
+    assert not (run_dir / "run.lock").exists()  # released at the end of the run
     assert cli.model.hparams.frames == 5  # the link fed the model
     files = {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()}
     assert {"config.yaml", "metrics.json", "run_info.json", "val_per_group.md"} <= files
