@@ -25,8 +25,10 @@ import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from callbacks.user_error import BadInputError
 from datamodules.coco_transforms import AugmentConfig, crop_matrix, sample_augmentation, warp_sample
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.image_io import CorruptImageError, read_image, verify_images
@@ -63,6 +65,41 @@ def check_layout(root: str | Path, split: str) -> None:
         )
 
 
+def read_annotation_json(path: str | Path) -> dict:
+    """A COCO keypoints annotation file, checked where it enters: not JSON, no ``images`` /
+    ``annotations`` lists, or an entry without the fields we read is one line naming the file
+    and the entry (:class:`BadInputError`)."""
+    path = Path(path)
+    hint = f"expected a COCO keypoints annotation file like {ann_path('<root>', 'val').name}"
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: not a JSON file ({e}); {hint}") from e
+    if not isinstance(data, dict):
+        raise BadInputError(
+            f"{path}: holds a JSON {type(data).__name__}, not an object with images and "
+            f"annotations (a detection results list belongs in --data.val_boxes); {hint}"
+        )
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            keys = ", ".join(list(data)[:8]) or "none"
+            raise BadInputError(f"{path}: no {key!r} list (top-level keys: {keys}); {hint}")
+    for i, im in enumerate(data["images"]):
+        absent = [k for k in ("id", "file_name", "width", "height") if k not in im]
+        if absent:
+            raise BadInputError(
+                f"{path}: images[{i}] (id {im.get('id', '?')}) has no {', '.join(absent)}; {hint}"
+            )
+    for i, a in enumerate(data["annotations"]):
+        absent = [k for k in ("image_id", "bbox") if k not in a]
+        if absent:
+            raise BadInputError(
+                f"{path}: annotations[{i}] (id {a.get('id', '?')}) has no {', '.join(absent)}; "
+                f"{hint}"
+            )
+    return data
+
+
 def load_gt_records(coco_json: dict, skeleton=COCO) -> dict[str, np.ndarray]:
     """Training-style records from a COCO keypoints dict (official sanitising), vectorised.
 
@@ -75,6 +112,7 @@ def load_gt_records(coco_json: dict, skeleton=COCO) -> dict[str, np.ndarray]:
     person_ids = person_ids or {1}
     j = skeleton.num_joints
     ids, names, boxes, kps = [], [], [], []
+    zero_size = []  # annotation ids with a zero-width/height box: a singular crop, dropped
     for a in coco_json["annotations"]:
         if a.get("iscrowd", 0) or a.get("category_id", 1) not in person_ids:
             continue
@@ -85,6 +123,9 @@ def load_gt_records(coco_json: dict, skeleton=COCO) -> dict[str, np.ndarray]:
         if k.shape[0] != j or k.max() <= 0:  # official: max(keypoints) == 0 -> no keypoints
             continue
         x, y, w, h = a["bbox"]
+        if not (w > 0 and h > 0):
+            zero_size.append(a.get("id", "?"))
+            continue
         x1, y1 = max(0.0, x), max(0.0, y)
         x2 = min(im["width"] - 1.0, x1 + max(0.0, w - 1.0))
         y2 = min(im["height"] - 1.0, y1 + max(0.0, h - 1.0))
@@ -94,6 +135,12 @@ def load_gt_records(coco_json: dict, skeleton=COCO) -> dict[str, np.ndarray]:
         names.append(im["file_name"])
         boxes.append([x1, y1, x2 - x1, y2 - y1])
         kps.append(k)
+    if zero_size:
+        rank_zero_warn(
+            f"dropped {len(zero_size)} person annotations with a zero-width or zero-height box "
+            f"(annotation ids {', '.join(map(str, zero_size[:5]))}"
+            f"{', ...' if len(zero_size) > 5 else ''})"
+        )
     kp = np.asarray(kps, dtype=np.float64).reshape(-1, j, 3)
     return {
         "image_id": np.asarray(ids, dtype=np.int64),
@@ -117,13 +164,25 @@ def load_detection_records(
             "--data.val_boxes=gt"
         )
     try:
-        dets = json.loads(det_file.read_text())
+        dets = json.loads(det_file.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"corrupt detection file {det_file}: {e}") from e
+        raise BadInputError(
+            f"{det_file}: not a JSON file ({e}); expected a COCO results list"
+        ) from e
     imgs = {im["id"]: im for im in coco_json["images"]}
+    if not isinstance(dets, list) or not all(
+        isinstance(d, dict) and {"image_id", "bbox", "score"} <= d.keys() for d in dets
+    ):
+        raise BadInputError(
+            f"{det_file}: not a COCO results list [{{image_id, category_id, bbox, score}}, ...]"
+        )
     dets = [
         d for d in dets if d.get("category_id", 1) == 1 and d["score"] >= score_thresh
     ]  # official: category 1 only, keep score >= image_thre
+    sized = [d for d in dets if d["bbox"][2] > 0 and d["bbox"][3] > 0]
+    if len(sized) < len(dets):  # a zero-size box is a singular crop
+        rank_zero_warn(f"{det_file}: dropped {len(dets) - len(sized)} zero-size boxes")
+        dets = sized
     unknown = [d["image_id"] for d in dets if d["image_id"] not in imgs]
     if unknown:
         raise ValueError(
@@ -147,7 +206,9 @@ class CocoKeypoints(Dataset):
     ``boxes``: ``"gt"`` or a detection results file. ``augment`` turns on the training
     augmentation. Each item is a dict of tensors (see docs/CONTRACTS.md, 2D batch).
     A sample whose image cannot be read is logged with its path and replaced by the next
-    readable one (its own ``index`` is returned, so evaluation de-duplication stays correct).
+    readable one (its own ``index`` is returned, so evaluation de-duplication stays correct;
+    ``unreadable`` names the replaced one, so evaluation can report it). ``coco_json``: the
+    already checked annotation dict (:func:`read_annotation_json`; None: read it here).
     """
 
     def __init__(
@@ -163,6 +224,7 @@ class CocoKeypoints(Dataset):
         padding: float = 1.25,
         aug: AugmentConfig | None = None,
         max_bad_in_a_row: int = 50,
+        coco_json: dict | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -176,10 +238,8 @@ class CocoKeypoints(Dataset):
         self.max_bad_in_a_row = max_bad_in_a_row
         self.skeleton = COCO
         self.ann_file = ann_path(root, split)
-        try:
-            coco_json = json.loads(self.ann_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"corrupt annotation file {self.ann_file}: {e}") from e
+        if coco_json is None:
+            coco_json = read_annotation_json(self.ann_file)
         if boxes == "gt":
             rec = load_gt_records(coco_json)
             self.box_source = "gt"
@@ -337,6 +397,7 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         )  # fmt: skip
         self.train_set: CocoKeypoints | None = None
         self.val_set: CocoKeypoints | None = None
+        self._checked_json: dict[str, dict] = {}
         self.test_set: CocoKeypoints | None = None
 
     # -- paths ---------------------------------------------------------------------------------
@@ -393,6 +454,8 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
             return
         for split in ("train", "val") if stage in (None, "fit") else ("val",):
             check_layout(self.root, split)
+            # parsed (and checked) once, before any run folder exists; setup() reuses it
+            self._checked_json[split] = read_annotation_json(ann_path(self.root, split))
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -411,7 +474,7 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         return CocoKeypoints(
             self.root, split, self.input_size, augment=augment, boxes=self._boxes_path(boxes),
             det_score_thresh=hp.det_score_thresh, sigma=hp.sigma, use_udp=hp.use_udp,
-            padding=hp.padding, aug=self.aug,
+            padding=hp.padding, aug=self.aug, coco_json=self._checked_json.pop(split, None),
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:
