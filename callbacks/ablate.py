@@ -182,7 +182,8 @@ def run_sweep(
         cmd = expand_command(
             sweep["command"], point, [*extra, *device_args], sweep.get("program", "")
         )
-        cmd.append(f"--run.dir={run_dir}")
+        # a point run again (not --skip-done) starts afresh; its earlier run moves to .old<N>
+        cmd += [f"--run.dir={run_dir}", "--run.restart=true"]
         print(f"[ablate] {run_dir.name}: {' '.join(cmd[1:])}", flush=True)
         if in_process:
             row["returncode"] = _run_in_process(cmd)

@@ -26,7 +26,7 @@ def _train(package: str, config: str, run_dir: Path, epochs: int, extra: list[st
     cmd = [
         sys.executable, "-m", package, "fit", "--config", config,
         f"--trainer.max_epochs={epochs}", f"--trainer.check_val_every_n_epoch={epochs}",
-        f"--run.dir={run_dir}", *extra,
+        f"--run.dir={run_dir}", "--run.restart=true", *extra,  # --retrain: old run to .old<N>
     ]  # fmt: skip
     print("+", " ".join(cmd), flush=True)
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}
