@@ -14,6 +14,7 @@ from typing import Literal, get_args
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
 from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, Skeleton, flip_pose
@@ -193,6 +194,10 @@ class LiftingModule(pl.LightningModule):
         # Already reduced across ranks by torchmetrics: identical everywhere, no second sync.
         self.log_dict(main, prog_bar=True, sync_dist=False)
         self.log_dict(flat, prog_bar=False, sync_dist=False)
+        if not self.trainer.sanity_checking:  # every MPJPE is printed with what it covers
+            rank_zero_info(
+                f"{stage} MPJPE {result['mpjpe']:.1f} mm on {result['frames']} scored frames"
+            )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch)

@@ -20,13 +20,15 @@ def tables_from_metrics(metrics: dict[str, float], stage: str = "test") -> str:
     """Markdown for one stage's flat ``<stage>/<metric>[/<group>]`` keys."""
     pre = f"{stage}/"
     if f"{pre}pck" in metrics:
-        return format_3dhp_row({k: metrics[pre + k] for k in ("pck", "auc", "mpjpe")})
+        row = format_3dhp_row({k: metrics[pre + k] for k in ("pck", "auc", "mpjpe")})
+        scored = metrics.get(pre + "frames")
+        return row if scored is None else f"{row}\n\nScored frames: {int(scored)}"
     per_action: dict[str, dict[str, float]] = {}
     for key, val in metrics.items():
         parts = key.split("/")
         if len(parts) == 3 and parts[0] == stage and parts[2] in H36M_ACTIONS and val is not None:
             per_action.setdefault(parts[2], {})[parts[1]] = float(val)
-    avg = {k: metrics.get(pre + k) for k in ("mpjpe", "p_mpjpe", "mpjve")}
+    avg = {k: metrics.get(pre + k) for k in ("mpjpe", "p_mpjpe", "mpjve", "frames")}
     avg = {k: float("nan") if v is None else float(v) for k, v in avg.items()}
     frames = metrics.get(pre + "mpjpe_framewise")
     table = format_h36m_table(per_action, avg)

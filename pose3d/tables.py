@@ -21,7 +21,12 @@ H36M_ACTION_ABBREV = dict(
     )
 )  # fmt: skip
 # Row label → (metric key, default number of decimals).
-H36M_ROWS = {"P1": ("mpjpe", 1), "P2": ("p_mpjpe", 1), "MPJVE": ("mpjve", 2)}
+H36M_ROWS = {
+    "P1": ("mpjpe", 1),
+    "P2": ("p_mpjpe", 1),
+    "MPJVE": ("mpjve", 2),
+    "Frames": ("frames", 0),
+}  # fmt: skip - frames scored (Avg. column: all of them)
 
 
 def _fmt(v: float | None, digits: int) -> str:
@@ -33,10 +38,11 @@ def _fmt(v: float | None, digits: int) -> str:
 def format_h36m_table(
     per_action: Mapping[str, Mapping[str, float]],
     average: Mapping[str, float] | None = None,
-    rows: tuple[str, ...] = ("P1", "P2", "MPJVE"),
+    rows: tuple[str, ...] = ("P1", "P2", "MPJVE", "Frames"),
     label: str = "Metric",
 ) -> str:
-    """Table II layout: one column per action (paper order) plus ``Avg``; rows P1, P2, MPJVE.
+    """Table II layout: one column per action (paper order) plus ``Avg``; rows P1, P2, MPJVE
+    and Frames (how many frames each number is computed on; ``Avg``: the total).
 
     ``per_action``: ``{action name: {"mpjpe", "p_mpjpe", "mpjve"}}`` in mm (the ``per_action``
     entry of ``H36MMetrics.compute()``; the full result dict is accepted too). ``average``:
@@ -58,7 +64,10 @@ def format_h36m_table(
         present = [float(v) for v in vals if v is not None and not math.isnan(float(v))]
         if not present:
             continue
-        avg = average.get(key) if average is not None else sum(present) / len(present)
+        if average is not None:
+            avg = average.get(key)
+        else:
+            avg = sum(present) if key == "frames" else sum(present) / len(present)
         cells = [_fmt(None if v is None else float(v), digits) for v in vals]
         cells.append(_fmt(None if avg is None else float(avg), digits))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")

@@ -45,3 +45,19 @@ def test_3dhp_row() -> None:
     assert format_3dhp_row({"pck": 1, "auc": 2, "mpjpe": 3}, "X", header=False) == (
         "| X | 1.0 | 2.0 | 3.0 |"
     )
+
+
+def test_every_mpjpe_comes_with_its_frame_count() -> None:
+    from pose3d.report import tables_from_metrics
+
+    m = {"test/mpjpe": 50.0, "test/p_mpjpe": 40.0, "test/frames": 1200.0,
+         "test/mpjpe/Walking": 30.0, "test/frames/Walking": 700.0,
+         "test/mpjpe/Eating": 70.0, "test/frames/Eating": 500.0}  # fmt: skip
+    frames = next(ln for ln in tables_from_metrics(m).splitlines() if ln.startswith("| Frames"))
+    cells = [c.strip() for c in frames.strip("|").split("|")]
+    assert cells[3] == "500" and cells[14] == "700" and cells[1] == "–" and cells[-1] == "1200"
+    per_action = {"Walking": {"mpjpe": 1.0, "frames": 3}, "Eating": {"mpjpe": 2.0, "frames": 4}}
+    assert format_h36m_table(per_action).splitlines()[-1].endswith("| 7 |")  # Avg. = total
+    out = tables_from_metrics({"test/pck": 90.0, "test/auc": 55.5, "test/mpjpe": 70.0,
+                               "test/frames": 2929.0})  # fmt: skip
+    assert out.splitlines()[-1] == "Scored frames: 2929"

@@ -83,11 +83,14 @@ def test_fit_validate_logs_contract_metrics(tmp_path) -> None:
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.95)
 
 
-def test_validation_mpjpe_matches_hand_computation(tmp_path) -> None:
+def test_validation_mpjpe_matches_hand_computation(tmp_path, caplog) -> None:
     pl.seed_everything(0)
     module = LiftingModule(frames=5, flip_test=False, **TINY)
     dm = FakeDataModule()
-    out = _trainer(tmp_path).validate(module, datamodule=dm, verbose=False)[0]
+    with caplog.at_level("INFO"):
+        out = _trainer(tmp_path).validate(module, datamodule=dm, verbose=False)[0]
+    # the printed MPJPE says how many frames it covers
+    assert f"val MPJPE {out['val/mpjpe']:.1f} mm on 24 scored frames" in caplog.text
     ds = _Windows(5)
     with torch.no_grad():
         pred = module.model.eval()(ds.x)[:, 2]
