@@ -23,16 +23,25 @@ On top of plain LightningCLI every run gets (see docs/training.md):
 from __future__ import annotations
 
 import json
+import logging
 import netrc
 import os
+import secrets
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    TQDMProgressBar,
+)
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
@@ -54,6 +63,7 @@ from callbacks.run_folder import (
 from callbacks.run_info import RunInfo
 from callbacks.throughput import Throughput
 from callbacks.user_error import UserError
+from callbacks.wandb_logger import PoseWandbLogger
 
 # --ckpt_path values Lightning resolves itself (not files).
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
@@ -127,6 +137,25 @@ def default_wandb_mode() -> str:
     return mode
 
 
+def wandb_run_ids(
+    mode: str, resume_id: str | None = None, resume_group: str | None = None
+) -> dict[str, str]:
+    """``wandb.init`` id arguments for a new or resumed run.
+
+    Online, a resumed run continues its W&B run (same id, ``resume="allow"``). Offline, W&B
+    cannot resume: the resumed segment's history restarts at step 0, and ``wandb sync`` of two
+    offline folders with one id keeps only one of them (wandb/wandb#3841, #5865). So every
+    offline segment is its own run with a fresh id, and all segments of a run folder share
+    ``group`` = the first segment's id; synced in any order, nothing is overwritten.
+    """
+    if mode not in ("offline", "dryrun"):
+        return {"id": resume_id, "resume": "allow"} if resume_id else {}
+    run_id = secrets.token_hex(4)  # 8 lowercase hex characters, a valid W&B run id
+    if not resume_id:
+        run_id = os.environ.get("WANDB_RUN_ID") or run_id
+    return {"id": run_id, "group": resume_group or resume_id or run_id}
+
+
 def default_loggers(
     run_dir: str,
     name: str | None,
@@ -134,17 +163,20 @@ def default_loggers(
     entity: str | None = None,
     tags: Sequence[str] = (),
     resume_id: str | None = None,
+    resume_group: str | None = None,
 ) -> list[Logger]:
     """WandbLogger unless ``WANDB_MODE=disabled`` (then a CSVLogger under ``<run_dir>/csv``).
 
-    Never passes ``offline=True``: that would overwrite ``WANDB_MODE`` (``disabled`` included).
+    ``resume_id``/``resume_group``: the W&B run (and offline group) of the run being resumed, see
+    :func:`wandb_run_ids`. Never passes ``offline=True``: that would overwrite ``WANDB_MODE``
+    (``disabled`` included).
     """
-    default_wandb_mode()
-    if os.environ.get("WANDB_MODE", "").strip().lower() == "disabled":
+    mode = default_wandb_mode()
+    if mode == "disabled":
         return [CSVLogger(save_dir=run_dir, name="csv")]
-    kwargs = {"id": resume_id, "resume": "allow"} if resume_id else {}
+    kwargs = wandb_run_ids(mode, resume_id, resume_group)
     return [
-        WandbLogger(
+        PoseWandbLogger(
             project=project,
             entity=entity,
             name=name,
@@ -174,6 +206,44 @@ class RunConfigSaver(SaveConfigCallback):
             logger.log_hyperparams({"config": json.loads(dumped)})
 
 
+def display_callbacks(trainer_config: dict) -> list[Callback]:
+    """The progress bar and model summary every run shows: TQDM's bar (it/s, ETA; plain lines in
+    log files) and the plain-text ``ModelSummary``, unless switched off
+    (``--trainer.enable_progress_bar=false`` / ``enable_model_summary=false``) or given as
+    ``--trainer.callbacks``. Lightning would pick the Rich versions whenever ``rich`` is
+    installed."""
+    given = trainer_config.get("callbacks") or []
+    given = given if isinstance(given, list) else [given]
+    out: list[Callback] = []
+    if trainer_config.get("enable_progress_bar") is not False and not any(
+        isinstance(cb, ProgressBar) for cb in given
+    ):
+        out.append(TQDMProgressBar())
+    if trainer_config.get("enable_model_summary") is not False and not any(
+        isinstance(cb, ModelSummary) for cb in given
+    ):
+        out.append(ModelSummary(max_depth=1))
+    return out
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefix)
+
+
+def quiet_lightning_tips() -> None:
+    """Lightning ≥ 2.6 prints an advertisement for its cloud logger on every run without one."""
+    log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessage) for f in log.filters):
+        log.addFilter(_DropMessage("💡 Tip: For seamless cloud logging"))
+
+
 class PoseCLI(LightningCLI):
     def __init__(
         self,
@@ -184,16 +254,24 @@ class PoseCLI(LightningCLI):
         mode: str = "min",
         project: str | None = None,
         checkpoint_kinds: Sequence[CheckpointKind] = (),
+        prediction_writer: type[Callback] | None = None,
         **kwargs,
     ) -> None:
         self._links = tuple(links)
         self._checkpoint_kinds = tuple(checkpoint_kinds)
+        self._prediction_writer = prediction_writer
         self._monitor = monitor
         self._mode = mode
         self._package = model_class.__module__.split(".")[0]
         self._project = project or f"attnpose-{self._package}"
         kwargs.setdefault("save_config_callback", RunConfigSaver)
         kwargs.setdefault("seed_everything_default", 42)
+        # --help and errors name the real command, not "__main__.py"
+        kwargs["parser_kwargs"] = {
+            "prog": f"python -m {self._package}",
+            **kwargs.get("parser_kwargs", {}),
+        }
+        quiet_lightning_tips()
         super().__init__(model_class, datamodule_class, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: D102
@@ -215,6 +293,8 @@ class PoseCLI(LightningCLI):
         )
         parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
         parser.add_lightning_class_args(MediaLogger, "media")
+        if self._prediction_writer is not None:  # what `predict` writes (--prediction.*)
+            parser.add_lightning_class_args(self._prediction_writer, "prediction")
 
     # -- run folder --------------------------------------------------------------------------
     def run_options(self) -> tuple[RunOptions, str]:
@@ -246,13 +326,15 @@ class PoseCLI(LightningCLI):
         if logger is None or logger is True:
             # inside a sweep agent keep W&B's own run name (the folder is named by the run id)
             wandb_name = None if opts.name == os.environ.get("WANDB_RUN_ID") else opts.name
+            resumed = self._resumed_run_info(run_dir)
             logger = default_loggers(
                 run_dir,
                 wandb_name,
                 opts.project,
                 opts.entity,
                 opts.tags,
-                resume_id=self._resume_wandb_id(run_dir),
+                resume_id=resumed.get("wandb_run_id"),
+                resume_group=resumed.get("wandb_group"),
             )
             config["logger"] = logger
         has_logger = bool(logger) and logger is not False
@@ -272,6 +354,10 @@ class PoseCLI(LightningCLI):
         ]
         if has_logger and self.subcommand == "fit":
             callbacks.append(LearningRateMonitor(logging_interval="step"))
+        shown = display_callbacks(config)
+        if any(isinstance(cb, ModelSummary) for cb in shown):
+            config["enable_model_summary"] = False  # ours replaces Lightning's (Rich) default
+        callbacks += shown
         self.save_config_kwargs = {"run_dir": run_dir, **self.save_config_kwargs}
         self.run_dir = run_dir
         return self._instantiate_trainer(config, callbacks)
@@ -350,17 +436,19 @@ class PoseCLI(LightningCLI):
             "with --data.allow_skipped=true"
         )
 
-    def _resume_wandb_id(self, run_dir: str) -> str | None:
-        """The W&B run id of the run being resumed (``--ckpt_path`` given), so the curves
-        continue in the same W&B run instead of starting a new one."""
+    def _resumed_run_info(self, run_dir: str) -> dict:
+        """``run_info.json`` of the run being resumed (``fit --ckpt_path`` given; else ``{}``):
+        its ``wandb_run_id`` (and offline ``wandb_group``) so the curves continue in the same
+        W&B run (online) or group (offline, see :func:`wandb_run_ids`)."""
         cfg = self.config.get(str(self.subcommand), self.config)
         if self.subcommand != "fit" or not cfg.get("ckpt_path"):
-            return None
+            return {}
         try:
             with open(os.path.join(run_dir, "run_info.json")) as f:
-                return json.load(f).get("wandb_run_id")
+                info = json.load(f)
         except (OSError, ValueError):
-            return None
+            return {}
+        return info if isinstance(info, dict) else {}
 
 
 def run_cli(
@@ -372,12 +460,15 @@ def run_cli(
     mode: str = "min",
     project: str | None = None,
     checkpoint_kinds: Sequence[CheckpointKind] = (),
+    prediction_writer: type[Callback] | None = None,
 ) -> PoseCLI:
     """Entry point used by each package's ``__main__``.
 
     ``monitor``/``mode``: the validation metric that picks the best checkpoint (2D ``val/AP``
     max, 3D ``val/mpjpe`` min); ``project``: the default W&B project; ``checkpoint_kinds``: the
-    :mod:`callbacks.checkpoint_check` kinds a ``--ckpt_path`` file may be.
+    :mod:`callbacks.checkpoint_check` kinds a ``--ckpt_path`` file may be;
+    ``prediction_writer``: the callback that writes the ``predict`` outputs
+    (:mod:`callbacks.prediction_writer`), configured by ``--prediction.*``.
     """
     return PoseCLI(
         model_class,
@@ -388,6 +479,7 @@ def run_cli(
         mode=mode,
         project=project,
         checkpoint_kinds=checkpoint_kinds,
+        prediction_writer=prediction_writer,
     )
 
 

@@ -3,12 +3,15 @@
 Subclasses fill ``self.train_set`` / ``self.test_set`` (``PoseWindowDataset``) in ``setup``
 with :meth:`LiftingDataModule._read_cache` and :meth:`LiftingDataModule._windows`; this base turns
 them into DataLoaders that gather whole batches (``collate_batched``). Validation and test use the
-same windows: one per (valid) frame of the test sequences.
+same windows: one per (valid) frame of the test sequences. Training windows are flipped as
+``flip`` says; with "double" (the default of the dataset modules, as the official generator) an
+epoch holds 2× the training windows, so per-epoch schedules (lr decay) match the official epoch.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -19,12 +22,24 @@ from datamodules.sequence_cache import SequenceCache, cache_exists, read_cache
 from datamodules.skeleton import Skeleton
 from datamodules.windows import PoseWindowDataset, build_samples, collate_batched
 
+# Training flip augmentation: "double" = every window twice per epoch, as is and mirrored
+# (VideoPose3D/PoseFormer ChunkedGenerator); "random" = mirrored with probability flip_prob.
+FlipMode = Literal["none", "double", "random"]
+FLIP_MODES: tuple[str, ...] = ("none", "double", "random")
+
 
 class LiftingDataModule(pl.LightningDataModule):
     skeleton: Skeleton
     group_names: list[str]
     root: Path
     cache_folder: Path  # a property in the subclasses
+    # Frame rate of the dataset's sequences (Human3.6M: 50 fps); None when it varies (3DHP).
+    dataset_fps: float | None = 50.0
+
+    @property
+    def frame_rate(self) -> float | None:
+        """Frames per second the lifter is trained at: the dataset's rate ÷ ``downsample``."""
+        return None if self.dataset_fps is None else self.dataset_fps / self.downsample
 
     def __init__(
         self,
@@ -36,15 +51,18 @@ class LiftingDataModule(pl.LightningDataModule):
         downsample: int = 1,
         stride: int = 1,
         flip_prob: float = 0.0,
+        flip: FlipMode = "none",
     ) -> None:
         super().__init__()
+        if flip not in FLIP_MODES:
+            raise ValueError(f"flip mode must be one of {FLIP_MODES}, got {flip!r}")
         self.frames = frames
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.downsample, self.stride = downsample, stride
-        self.flip_prob = flip_prob
+        self.flip, self.flip_prob = flip, flip_prob
         self.train_set: PoseWindowDataset | None = None
         self.test_set: PoseWindowDataset | None = None
 
@@ -75,8 +93,8 @@ class LiftingDataModule(pl.LightningDataModule):
             if self._raw_present():
                 raise FileNotFoundError(
                     f"found the raw files in {self.root} but no prepared cache "
-                    f"{self.cache_folder}/; build it once (the files hold pickles, read only by this "
-                    f"command): {self._prepare_command()}"
+                    f"{self.cache_folder}/; build it once (the files hold pickles, read only by "
+                    f"this command): {self._prepare_command()}"
                 )
             raise FileNotFoundError(self._missing_message())
 
@@ -115,8 +133,9 @@ class LiftingDataModule(pl.LightningDataModule):
             self.frames,
             self.skeleton,
             self.downsample,
-            self.flip_prob if train else 0.0,
+            self.flip_prob if train and self.flip == "random" else 0.0,
             cache=cache,
+            flip_double=train and self.flip == "double",
         )
 
     def _loader(self, dataset: PoseWindowDataset | None, train: bool) -> DataLoader:
@@ -139,4 +158,8 @@ class LiftingDataModule(pl.LightningDataModule):
         return self._loader(self.test_set, train=False)
 
     def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The evaluation windows (``pose3d predict`` writes one 3D pose per frame)."""
         return self._loader(self.test_set, train=False)

@@ -10,6 +10,7 @@ import sys
 
 from callbacks.cli import exit_on_missing_files, run_cli
 from callbacks.cli_args import flag_value, subcommand
+from callbacks.prediction_writer import CocoKeypointsWriter
 from datamodules.coco import CocoKeypointsDataModule
 from pose2d.module import HeatmapModule
 from pose2d.official import is_plain_hrnet, official_eval_args
@@ -33,6 +34,7 @@ def main(args: list[str] | None = None):
         mode="max",
         project="attnpose-2d",
         checkpoint_kinds=("lightning_2d",),
+        prediction_writer=CocoKeypointsWriter,
     )
 
 

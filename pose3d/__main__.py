@@ -15,6 +15,7 @@ import sys
 import pytorch_lightning as pl
 
 from callbacks.cli import PoseCLI, exit_on_missing_files
+from callbacks.prediction_writer import PoseSequenceWriter
 from pose3d.checkpoint import architecture_args
 from pose3d.module import LiftingModule
 
@@ -40,6 +41,7 @@ def main(args: list[str] | None = None) -> PoseCLI:
         mode="min",
         project="attnpose-3d",
         checkpoint_kinds=("lightning_3d",),
+        prediction_writer=PoseSequenceWriter,
         subclass_mode_data=True,
         args=args,
     )

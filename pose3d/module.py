@@ -20,9 +20,10 @@ from torch import Tensor
 from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, Skeleton, flip_pose
 from pose3d.attention import AttnImpl
 from pose3d.blocks import Position
+from pose3d.init import ModuleInit
 from pose3d.lifter import Head, PoseLifter
 from pose3d.loss import LiftingLoss
-from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
+from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics, zero_root
 from pose3d.tam import TamMode
 
 OptimizerName = Literal["adam", "adamw"]
@@ -73,6 +74,8 @@ class LiftingModule(pl.LightningModule):
         attn_impl: attention kernel: auto (fused SDPA, chunked on CUDA), sdpa or math.
         attn_chunk: most items per fused attention call (None: the safe default on CUDA).
         activation_checkpointing: recompute blocks in backward (less memory, ~1/3 more compute).
+        sam_tam_init: default (PyTorch init) or identity (each SAM/TAM starts as the identity:
+            last map of its residual branch zeroed, see pose3d.init).
         lambda_s: weight of Ls, the MPJPE of the centre frame.
         lambda_t: weight of Lt, the MPJPE over all output frames (sequence head).
         lambda_v: weight of the optional velocity (MPJVE) loss term; 0 = off.
@@ -109,6 +112,7 @@ class LiftingModule(pl.LightningModule):
         attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
         activation_checkpointing: bool = False,
+        sam_tam_init: ModuleInit = "default",
         lambda_s: float = 1.0,
         lambda_t: float = 1.0,
         lambda_v: float = 0.0,
@@ -133,7 +137,7 @@ class LiftingModule(pl.LightningModule):
             sam_position=sam_position, sam_kernel=sam_kernel, sam_groups=sam_groups,
             use_tam=use_tam, tam_position=tam_position, tam_mode=tam_mode, head=head,
             attn_impl=attn_impl, attn_chunk=attn_chunk,
-            activation_checkpointing=activation_checkpointing,
+            activation_checkpointing=activation_checkpointing, sam_tam_init=sam_tam_init,
         )  # fmt: skip
         self.criterion = LiftingLoss(hp.lambda_s, hp.lambda_t, hp.lambda_v)
         self.metrics: H36MMetrics | MPI3DHPMetrics | None = None
@@ -211,9 +215,15 @@ class LiftingModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
-    def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
-        """Centre-frame 3D pose per window, ``(B, J, 3)`` metres, root-relative."""
-        return self.model.center_frame(self.predict_window(batch["input_2d"]))
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """Centre-frame 3D pose per window: ``pose_3d (B, J, 3)`` metres, root-relative (root
+        zeroed), with the batch's ``target_3d`` centre frame and ``seq``/``frame``/``index``."""
+        pred = self.model.center_frame(self.predict_window(batch["input_2d"]))
+        t = batch["target_3d"].shape[1] // 2
+        out = {"pose_3d": zero_root(pred.float(), self.skeleton.root),
+               "target_3d": batch["target_3d"][:, t].float()}  # fmt: skip
+        out.update({k: batch[k] for k in ("seq", "frame", "index")})
+        return out
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a checkpoint of another architecture with the flags to pass, instead of a
@@ -232,6 +242,11 @@ class LiftingModule(pl.LightningModule):
                 f"Build the model like the checkpoint: {flags}"
                 + (" (make eval-3d FRAMES=...)" if "frames" in diff else "")
             )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the frame rate the lifter was trained at (``frame_rate``: dataset fps ÷
+        downsample, None when unknown) so inference can resample a video to it."""
+        checkpoint["frame_rate"] = getattr(self._datamodule(), "frame_rate", None)
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):

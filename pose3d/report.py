@@ -1,6 +1,7 @@
 """Print the paper's tables from a run's ``metrics.json`` (written by the CLI after test).
 
     python -m pose3d.report runs/pose3d/eval/metrics.json [--stage test]
+    python -m pose3d.report runs/pose3d/<run>/predictions_3d.npz   # from pose3d predict
 
 Human3.6M → Table II layout (P1, P2, MPJVE per action + action-wise Avg.); MPI-INF-3DHP →
 Table IV row (PCK, AUC, MPJPE pooled over all frames). Uses ``pose3d.tables``.
@@ -37,12 +38,48 @@ def tables_from_metrics(metrics: dict[str, float], stage: str = "test") -> str:
     return table
 
 
+def metrics_from_predictions(path: str | Path) -> dict[str, float]:
+    """Flat ``test/...`` metrics recomputed from a ``predictions_3d.npz`` of ``pose3d predict``
+    (``callbacks.prediction_writer.PoseSequenceWriter``, written with its targets) by the same
+    metric classes as ``pose3d test``."""
+    import numpy as np
+    import torch
+
+    from datamodules.skeleton import MPI_INF_3DHP
+    from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
+
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        seqs = meta["sequences"]
+        if any(f"target/{r['key']}" not in f.files for r in seqs):
+            raise SystemExit(f"{path} holds no targets (written with with_target=false)")
+        pred = [f[r["key"]] for r in seqs]
+        target = [f[f"target/{r['key']}"] for r in seqs]
+        frame = [f[f"frames/{r['key']}"] for r in seqs]
+    is_3dhp = meta["skeleton"] == MPI_INF_3DHP.name
+    groups = sorted({r["group"] for r in seqs}) if is_3dhp else list(H36M_ACTIONS)
+    metric = (MPI3DHPMetrics if is_3dhp else H36MMetrics)(groups, root=int(meta["root"]))
+    sizes = [len(p) for p in pred]
+    metric.update(
+        torch.from_numpy(np.concatenate(pred)),
+        torch.from_numpy(np.concatenate(target)),
+        torch.tensor(np.repeat([groups.index(r["group"]) for r in seqs], sizes)),
+        torch.tensor(np.repeat(np.arange(len(seqs)), sizes)),
+        torch.from_numpy(np.concatenate(frame)),
+        torch.arange(sum(sizes)),
+    )
+    return flatten_metrics(metric.compute(), prefix="test/")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m pose3d.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("metrics_json", type=Path)
+    p.add_argument("metrics_json", type=Path, help="metrics.json, or predictions_3d.npz")
     p.add_argument("--stage", default="test", choices=["test", "val"])
     a = p.parse_args(argv)
+    if a.metrics_json.suffix == ".npz" and a.metrics_json.is_file():  # pose3d predict output
+        print(tables_from_metrics(metrics_from_predictions(a.metrics_json), "test"))
+        return
     if not a.metrics_json.is_file():
         raise SystemExit(f"no metrics file at {a.metrics_json} (run `python -m pose3d test` first)")
     data = json.loads(a.metrics_json.read_text())
