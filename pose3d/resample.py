@@ -53,3 +53,20 @@ def lift_at_rate(
     # Back to the video's frames: frame i sits at i · lifter_fps / src_fps on the lifter's grid.
     back = np.arange(len(pose_2d)) * (lifter_fps / src_fps)
     return interpolate_frames(out, back)
+
+
+# A checkpoint from before the frame rate was recorded: the lifters were trained on Human3.6M.
+DEFAULT_LIFTER_FPS = 50.0
+
+
+def lifter_frame_rate(path) -> float | None:
+    """The frame rate a lifter checkpoint was trained at (its ``frame_rate`` entry, written by
+    ``LiftingModule.on_save_checkpoint``); 50 (Human3.6M) for a checkpoint without the entry,
+    ``None`` when training recorded it as unknown (mixed-rate data such as MPI-INF-3DHP)."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if "frame_rate" not in ckpt:
+        return DEFAULT_LIFTER_FPS
+    rate = ckpt["frame_rate"]
+    return None if rate is None else float(rate)

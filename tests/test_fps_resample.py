@@ -89,3 +89,27 @@ def test_resampling_a_25fps_clip_to_the_lifters_50fps_lowers_mpjpe():
     # Measured: resampled 75.9 mm, as is 83.3 mm, native 50 fps 72.7 mm.
     assert mpjpe["resampled"] < mpjpe["as_is"] - 2, mpjpe
     assert mpjpe["resampled"] < mpjpe["native_50"] + 5, mpjpe
+
+
+def test_checkpoint_records_the_training_frame_rate(tmp_path):
+    from datamodules.h36m import H36MDataModule
+    from datamodules.mpi_inf_3dhp import MPIINF3DHPDataModule
+    from pose3d.module import LiftingModule
+    from pose3d.resample import lifter_frame_rate
+
+    assert H36MDataModule(synthetic=True).frame_rate == 50.0
+    assert H36MDataModule(synthetic=True, downsample=2).frame_rate == 25.0
+    assert MPIINF3DHPDataModule().frame_rate is None  # 25 and 50 fps sequences
+
+    from types import SimpleNamespace
+
+    module = LiftingModule(frames=3, spatial_dim=8, spatial_depth=1, temporal_depth=1,
+                           spatial_heads=2, temporal_heads=2, sam_groups=2)  # fmt: skip
+    module._trainer = SimpleNamespace(datamodule=H36MDataModule(synthetic=True, downsample=2))
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(ckpt)  # what Trainer.save_checkpoint calls
+    torch.save(ckpt, tmp_path / "m.ckpt")
+    assert lifter_frame_rate(tmp_path / "m.ckpt") == 25.0
+    del ckpt["frame_rate"]  # a checkpoint from before the rate was recorded
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    assert lifter_frame_rate(tmp_path / "old.ckpt") == 50.0
