@@ -21,6 +21,7 @@ import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -163,11 +164,15 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         downsample: use every downsample-th frame of each sequence (windows on that grid).
         stride: a training window centred on every stride-th (downsampled) frame.
         flip_augment: horizontal-flip augmentation of training windows (mirrored joints).
-        flip_prob: probability of flipping a training window when flip_augment is on.
+        flip_prob: probability of flipping a training window (flip_mode "random" only).
+        flip_mode: "double" (default, official VideoPose3D/PoseFormer generator): every
+            training window twice per epoch, as is and mirrored, shuffled together (an epoch
+            is 2× the windows); "random": each window mirrored with flip_prob when drawn.
         pin_memory: pinned host memory (None: on when CUDA is available).
     """
 
     skeleton = MPI_INF_3DHP
+    dataset_fps = None  # the sequences are 25 or 50 fps
     group_names = list(TEST_SEQUENCES)
 
     def __init__(
@@ -181,11 +186,12 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         stride: int = 1,
         flip_augment: bool = True,
         flip_prob: float = 0.5,
+        flip_mode: Literal["double", "random"] = "double",
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__(
             frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
-            flip_prob if flip_augment else 0.0,
+            flip_prob, flip_mode if flip_augment else "none",
         )  # fmt: skip
         self.root = Path(root)
         self.train_group_names: list[str] = []
