@@ -2,7 +2,8 @@
 the real trainers (batch keys and ``self.model`` as in docs/CONTRACTS.md).
 
 Run as a script it is a full PoseCLI program: ``python tests/callbacks_toy.py fit ...``.
-``--model.nan_at_step=N`` injects a NaN loss at global step N (on ``--model.nan_rank`` only).
+``--model.nan_at_step=N`` injects a NaN loss at global step N (on ``--model.nan_rank`` only);
+``--model.ballast_mb=M`` adds M MB to every checkpoint.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ class ToyModule(pl.LightningModule):
         nan_at_step: int = -1,
         nan_rank: int = -1,
         sleep_s: float = 0.0,
+        ballast_mb: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = ToyLifter(hidden)
+        # dead weight that makes checkpoint writes take a while (kill-during-write tests)
+        self.register_buffer("ballast", torch.zeros(int(ballast_mb * 2**20) // 4))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.hparams.sleep_s:

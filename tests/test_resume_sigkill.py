@@ -6,14 +6,18 @@ optimizer, scheduler, RNG => identical weights), with checkpoints that load with
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from callbacks.checkpoint_io import unloadable_reason
 
 TOY = str(Path(__file__).with_name("callbacks_toy.py"))
 EPOCHS = 4
@@ -79,3 +83,46 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     assert done["optimizer_states"][0]["state"][0]["step"] == EPOCHS * STEPS_PER_EPOCH
     for key, value in want["state_dict"].items():
         torch.testing.assert_close(done["state_dict"][key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigkill_during_a_checkpoint_write_with_tmpdir_elsewhere(tmp_path: Path) -> None:
+    """``TMPDIR`` on another filesystem (``/dev/shm``, tmpfs) than the run folder: a kill -9
+    while a checkpoint is being written leaves the previous ``last.ckpt`` loadable, and
+    ``--ckpt_path=last`` removes the stale temp and finishes the run."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test folder")
+    tmpdir = Path(tempfile.mkdtemp(dir=shm))
+    env = {**_env(), "TMPDIR": str(tmpdir)}
+    run_dir = tmp_path / "run"
+    ballast = (
+        "--model.ballast_mb=50", "--data.n_train=16", "--data.n_val=8", "--trainer.max_epochs=2",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        _cmd(run_dir, *ballast), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    ckpts = run_dir / "checkpoints"
+    deadline = time.time() + 120
+    try:
+        while proc.poll() is None and time.time() < deadline:  # a write after the first one
+            if (ckpts / "last.ckpt").exists() and list(ckpts.glob("*.ckpt.tmp")):
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        proc.wait(timeout=30)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    assert proc.returncode == -signal.SIGKILL, "no checkpoint write was caught"
+    assert list(ckpts.glob("*.ckpt.tmp")), "killed outside a write"
+    assert unloadable_reason(ckpts / "last.ckpt") is None
+    before = torch.load(ckpts / "last.ckpt", weights_only=True, map_location="cpu")["epoch"]
+
+    res = subprocess.run(
+        _cmd(run_dir, *ballast, "--ckpt_path=last"), env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list(ckpts.glob("*.tmp")) and not list(ckpts.glob("*-v1.ckpt"))
+    done = torch.load(ckpts / "last.ckpt", weights_only=True, map_location="cpu")
+    assert before < done["epoch"] == 1
