@@ -330,7 +330,10 @@ class H36MDataModule(LiftingDataModule):
         downsample: use every downsample-th frame of each sequence (windows on that grid).
         stride: a training window centred on every stride-th (downsampled) frame.
         flip_augment: horizontal-flip augmentation of training windows (mirrored joints).
-        flip_prob: probability of flipping a training window when flip_augment is on.
+        flip_prob: probability of flipping a training window (flip_mode "random" only).
+        flip_mode: "double" (default, official VideoPose3D/PoseFormer generator): every
+            training window twice per epoch, as is and mirrored, shuffled together (an epoch
+            is 2× the windows); "random": each window mirrored with flip_prob when drawn.
         synthetic: use the synthetic Human3.6M-format stand-in (generated on first use).
         synthetic_frames: frames per synthetic sequence.
         synthetic_seed: seed of the synthetic generator.
@@ -354,6 +357,7 @@ class H36MDataModule(LiftingDataModule):
         stride: int = 1,
         flip_augment: bool = True,
         flip_prob: float = 0.5,
+        flip_mode: Literal["double", "random"] = "double",
         synthetic: bool = False,
         synthetic_frames: int = 160,
         synthetic_seed: int = 0,
@@ -361,7 +365,7 @@ class H36MDataModule(LiftingDataModule):
     ) -> None:
         super().__init__(
             frames, batch_size, eval_batch_size, num_workers, pin_memory, downsample, stride,
-            flip_prob if flip_augment else 0.0,
+            flip_prob, flip_mode if flip_augment else "none",
         )  # fmt: skip
         self.synthetic = synthetic
         default_root = "data/synthetic_h36m" if synthetic else "data/h36m"

@@ -81,10 +81,29 @@ class PoseWindowDataset(Dataset):
     ``action``, ``seq``, ``frame``, ``index`` int64 ``(B,)``. Use with
     ``DataLoader(..., batch_size=B, collate_fn=collate_batched)``.
 
-    With ``flip_prob > 0`` each window is mirrored with that probability (x → −x for the
-    normalised 2D and the camera-space 3D, left/right joints swapped). The lifter sees no
-    intrinsics, so the camera needs no flipping. The random draw uses torch's generator, which
-    the DataLoader seeds per worker.
+    Flip augmentation mirrors a window: x → −x for the normalised 2D and the camera-space 3D,
+    left/right joints swapped (``skeleton.left``/``right``, the 2D files' ``keypoints_symmetry``).
+    The lifter sees no intrinsics, so the camera needs no flipping. Two modes:
+
+    - ``flip_double=True`` (VideoPose3D/PoseFormer ``ChunkedGenerator`` with ``augment``): the
+      dataset holds every window twice, ids ``[0, M)`` as is and ``[M, 2M)`` mirrored, so a
+      shuffled epoch sees each window once in each orientation (``len = 2M``).
+    - ``flip_prob > 0``: each window is mirrored with that probability when it is drawn (the
+      random draw uses torch's generator, which the DataLoader seeds per worker; ``len = M``).
+
+    The cache is opened lazily and dropped when pickled, so worker processes memory-map the
+    files themselves instead of receiving a copy of the arrays.
+
+    Args:
+        cache_folder: the prepared :class:`SequenceCache` folder.
+        seq, frame: ``(M,)`` sequence and centre frame of every window (``build_samples``).
+        group: ``(S,)`` group (action / sequence) id of every cache sequence.
+        frames: window length T (odd).
+        skeleton: joint layout (left/right lists for the flip).
+        downsample: frame step of the window taps (see ``window_rows``).
+        flip_prob: probability of mirroring a drawn window (0: never); not with ``flip_double``.
+        flip_double: every window twice per epoch, as is and mirrored (the official generator).
+        cache: an already opened cache (else read lazily from ``cache_folder``).
 
     The cache is opened lazily and dropped when pickled, so worker processes memory-map the
     files themselves instead of receiving a copy of the arrays.
@@ -101,12 +120,15 @@ class PoseWindowDataset(Dataset):
         downsample: int = 1,
         flip_prob: float = 0.0,
         cache: SequenceCache | None = None,
+        flip_double: bool = False,
     ) -> None:
+        if flip_double and flip_prob > 0:
+            raise ValueError("flip_double mirrors every window once per epoch; flip_prob must be 0")
         self.cache_folder = Path(cache_folder)
         self.seq, self.frame = np.asarray(seq, np.int64), np.asarray(frame, np.int64)
         self.group = np.asarray(group, np.int64)  # (S,) group id of every cache sequence
         self.frames, self.skeleton = frames, skeleton
-        self.downsample, self.flip_prob = downsample, flip_prob
+        self.downsample, self.flip_prob, self.flip_double = downsample, flip_prob, flip_double
         self._cache = cache
         window_rows(
             np.zeros(1, np.int64),
@@ -128,7 +150,7 @@ class PoseWindowDataset(Dataset):
         return state
 
     def __len__(self) -> int:
-        return len(self.seq)
+        return len(self.seq) * (2 if self.flip_double else 1)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([i]).items()}
@@ -136,15 +158,20 @@ class PoseWindowDataset(Dataset):
     def __getitems__(self, ids: list[int] | np.ndarray) -> dict[str, torch.Tensor]:
         ids = np.asarray(ids, dtype=np.int64)
         cache = self.cache
-        seq, frame = self.seq[ids], self.frame[ids]
+        m = len(self.seq)
+        window = ids % m if self.flip_double else ids  # ids >= M: the mirrored copy
+        seq, frame = self.seq[window], self.frame[window]
         rows = window_rows(cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
         x2d = np.asarray(cache.pos2d[rows])  # (B, T, J, 2): one fancy-index gather
         x3d = np.asarray(cache.pos3d[rows])
-        if self.flip_prob > 0:
+        flip = None
+        if self.flip_double:
+            flip = ids >= m
+        elif self.flip_prob > 0:
             flip = (torch.rand(len(ids)) < self.flip_prob).numpy()
-            if flip.any():
-                x2d[flip] = flip_pose(x2d[flip], self.skeleton)
-                x3d[flip] = flip_pose(x3d[flip], self.skeleton)
+        if flip is not None and flip.any():
+            x2d[flip] = flip_pose(x2d[flip], self.skeleton)
+            x3d[flip] = flip_pose(x3d[flip], self.skeleton)
         return {
             "input_2d": torch.from_numpy(np.ascontiguousarray(x2d, dtype=np.float32)),
             "target_3d": torch.from_numpy(np.ascontiguousarray(x3d, dtype=np.float32)),

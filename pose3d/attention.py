@@ -20,6 +20,18 @@ from torch import Tensor, nn
 SDPA_MAX_BATCH_HEADS = 65_535
 AttnImpl = Literal["auto", "sdpa", "math"]
 ATTN_IMPLS: tuple[str, ...] = get_args(AttnImpl)
+# How the layers around the attention kernel lay out their tensors: "fast" (views instead of
+# copies, channels-last SAM convolutions, split TAM projections) or "reference" (the literal
+# formulation, op for op the official PoseFormer in its configuration). Same weights and numbers.
+LayerImpl = Literal["fast", "reference"]
+LAYER_IMPLS: tuple[str, ...] = get_args(LayerImpl)
+
+
+def check_layer_impl(impl: str) -> str:
+    """``impl`` if it is one of :data:`LAYER_IMPLS`, else a ValueError naming the choices."""
+    if impl not in LAYER_IMPLS:
+        raise ValueError(f"layer_impl must be one of {LAYER_IMPLS}, got {impl!r}")
+    return impl
 
 
 def attention_math(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
@@ -83,6 +95,9 @@ class MultiHeadAttention(nn.Module):
         proj_drop: dropout after the output projection.
         attn_impl: "auto" (fused SDPA, chunked on CUDA), "sdpa" or "math" (explicit reference).
         attn_chunk: most items per fused call; None: the CUDA grid-safe default.
+        layer_impl: "fast" splits Q/K/V with one unbind (its backward is one stack), "reference"
+            indexes ``qkv[0..2]`` as the official code does (each index backward zero-fills a
+            full-size gradient). Same numbers.
     """
 
     def __init__(
@@ -94,8 +109,10 @@ class MultiHeadAttention(nn.Module):
         proj_drop: float = 0.0,
         attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
+        layer_impl: LayerImpl = "fast",
     ) -> None:
         super().__init__()
+        self.layer_impl = check_layer_impl(layer_impl)
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
         if attn_impl not in ATTN_IMPLS:
@@ -112,5 +129,6 @@ class MultiHeadAttention(nn.Module):
         n, length, c = x.shape
         qkv = self.qkv(x).reshape(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         drop = self.attn_drop if self.training else 0.0
-        out = attention(qkv[0], qkv[1], qkv[2], self.attn_impl, drop, self.attn_chunk)
+        q, k, v = qkv.unbind(0) if self.layer_impl == "fast" else (qkv[0], qkv[1], qkv[2])
+        out = attention(q, k, v, self.attn_impl, drop, self.attn_chunk)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(n, length, c)))

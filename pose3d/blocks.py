@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 from torch import Tensor, nn
 
-from pose3d.attention import AttnImpl, MultiHeadAttention
+from pose3d.attention import AttnImpl, LayerImpl, MultiHeadAttention
 
 Position = Literal["before_msa", "after_msa", "after_mlp"]
 POSITIONS: tuple[str, ...] = get_args(Position)
@@ -67,12 +67,14 @@ class Block(nn.Module):
         attn_chunk: int | None = None,
         extra: nn.Module | None = None,
         extra_position: Position = "after_msa",
+        layer_impl: LayerImpl = "fast",
     ) -> None:
         super().__init__()
         if extra_position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {extra_position!r}")
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias, attn_drop, drop, attn_impl, attn_chunk)
+        self.attn = MultiHeadAttention(dim, heads, qkv_bias, attn_drop, drop, attn_impl, attn_chunk,
+                                       layer_impl)  # fmt: skip
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)

@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from pose3d.attention import AttnImpl
 from pose3d.blocks import POSITIONS, Block, Position
+from pose3d.init import MODULE_INITS, ModuleInit, identity_init_
 from pose3d.sam import SpatialAttentionModule
 from pose3d.tam import TamMode, TemporalAttentionModule
 
@@ -61,6 +62,9 @@ class PoseLifter(nn.Module):
         attn_chunk: most items per fused attention call (None: the safe default on CUDA).
         activation_checkpointing: recompute each block in the backward pass instead of storing
             its activations (less memory for long windows / big batches, ~1/3 more compute).
+        sam_tam_init: "default" (PyTorch's init, as every other layer) or "identity" (the last
+            map of each SAM/TAM residual branch starts at zero, so the network starts as
+            PoseFormer; see ``pose3d.init``). Does not change the state-dict keys.
     """
 
     def __init__(
@@ -92,8 +96,11 @@ class PoseLifter(nn.Module):
         attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
         activation_checkpointing: bool = False,
+        sam_tam_init: ModuleInit = "default",
     ) -> None:
         super().__init__()
+        if sam_tam_init not in MODULE_INITS:
+            raise ValueError(f"sam_tam_init must be one of {MODULE_INITS}, got {sam_tam_init!r}")
         if not (1 <= frames <= MAX_FRAMES and frames % 2 == 1):
             raise ValueError(f"frames must be odd and in 1..{MAX_FRAMES}, got {frames}")
         if head not in HEADS:
@@ -152,6 +159,10 @@ class PoseLifter(nn.Module):
         self.weighted_mean = nn.Conv1d(frames, 1, kernel_size=1) if head == "center" else None
         self.head_norm = nn.LayerNorm(width, eps=head_norm_eps)
         self.head_linear = nn.Linear(width, num_joints * out_chans)
+        if sam_tam_init == "identity":
+            for blk in (*self.spatial_blocks, *self.temporal_blocks):
+                if blk.extra is not None:
+                    identity_init_(blk.extra)
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, j, c = x.shape

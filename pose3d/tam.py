@@ -30,9 +30,10 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pose3d.attention import AttnImpl, attention
+from pose3d.attention import AttnImpl, LayerImpl, attention, check_layer_impl
 
 TamMode = Literal["frame", "joint", "channel"]
 TAM_MODES: tuple[str, ...] = get_args(TamMode)
@@ -49,6 +50,9 @@ class TemporalAttentionModule(nn.Module):
         qkv_bias: bias of the three 1×1 convolutions (one Linear over D).
         eps: epsilon of the pre-LayerNorm.
         attn_impl: attention kernel for "frame"/"joint" (see ``pose3d.attention``).
+        layer_impl: "fast" applies the three 1×1 convolutions as three projections, so Q, K and
+            V come out contiguous and the frame tokens are views (no copies); "reference" runs
+            one projection and splits it. Same weights, same numbers.
     """
 
     def __init__(
@@ -59,8 +63,10 @@ class TemporalAttentionModule(nn.Module):
         qkv_bias: bool = True,
         eps: float = 1e-6,
         attn_impl: AttnImpl = "auto",
+        layer_impl: LayerImpl = "fast",
     ) -> None:
         super().__init__()
+        self.layer_impl = check_layer_impl(layer_impl)
         if mode not in TAM_MODES:
             raise ValueError(f"tam_mode must be one of {TAM_MODES}, got {mode!r}")
         self.num_joints, self.joint_dim, self.mode = num_joints, joint_dim, mode
@@ -73,7 +79,13 @@ class TemporalAttentionModule(nn.Module):
         j, d = self.num_joints, self.joint_dim
         if c != j * d:
             raise ValueError(f"TAM expects tokens of width {j}×{d}={j * d}, got {c}")
-        q, k, v = self.qkv(self.norm(x.view(b, t, j, d))).chunk(3, dim=-1)  # (B, T, J, D) each
+        p = self.norm(x.view(b, t, j, d))
+        if self.layer_impl == "fast":  # contiguous (B, T, J, D) each: reshapes below are views
+            bias = self.qkv.bias
+            ws, bs = self.qkv.weight.split(d), (None,) * 3 if bias is None else bias.split(d)
+            q, k, v = (F.linear(p, w, bb) for w, bb in zip(ws, bs, strict=True))
+        else:
+            q, k, v = self.qkv(p).chunk(3, dim=-1)  # (B, T, J, D) each
         if self.mode == "frame":  # one head of width J·D over the T frames
             out = attention(q.reshape(b, 1, t, c), k.reshape(b, 1, t, c), v.reshape(b, 1, t, c),
                             self.attn_impl)  # fmt: skip

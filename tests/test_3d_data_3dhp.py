@@ -61,7 +61,7 @@ def test_datamodule_scores_only_valid_test_frames(tmp_path):
     dm.setup("fit")
     assert dm.group_names == list(TEST_FRAMES) and dm.skeleton.name == "mpi_inf_3dhp"
     assert dm.train_group_names == ["S1 Seq1", "S2 Seq2"]
-    assert len(dm.train_set) == 8 + 8 + 5
+    assert len(dm.train_set) == 2 * (8 + 8 + 5)  # each window as is and mirrored
     batch = next(iter(dm.test_dataloader()))
     n_valid = sum((n + 1) // 2 for n in TEST_FRAMES.values())
     assert len(batch["index"]) == n_valid

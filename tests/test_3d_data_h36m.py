@@ -101,8 +101,9 @@ def test_datamodule_splits_and_scores_every_test_frame_once(tmp_path):
                         test_subjects=("S9", "S11"), stride=2)  # fmt: skip
     dm.setup("fit")
     assert dm.group_names == list(H36M_ACTIONS) and dm.skeleton.name == "h36m"
-    # train: S1 Walking (7 frames, stride 2 → 4) + Directions 1 (5 → 3), 4 cameras
-    assert len(dm.train_set) == 4 * (4 + 3)
+    # train: S1 Walking (7 frames, stride 2 → 4) + Directions 1 (5 → 3), 4 cameras, each
+    # window twice (as is and mirrored: flip_mode="double")
+    assert len(dm.train_set) == 2 * 4 * (4 + 3)
     test = list(dm.test_dataloader())
     pairs = torch.stack([torch.cat([b["seq"] for b in test]),
                          torch.cat([b["frame"] for b in test])], 1)  # fmt: skip
