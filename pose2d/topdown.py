@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from callbacks.user_error import BadInputError
 from datamodules.coco_transforms import IMAGENET_MEAN, IMAGENET_STD
 from datamodules.skeleton import COCO, Skeleton
 from pose2d.boxes import BoxSource
@@ -134,6 +135,7 @@ def estimate_2d(
     """Stream the frames: boxes → main person → crops, run in chunks of ``chunk`` crops.
 
     Returns COCO keypoints ``(F, 17, 3)`` (NaN where missing), boxes ``(F, 5)``, sizes ``(F, 2)``.
+    A frame yielded with ``image=None`` (unreadable) is missing.
     """
     kpts, boxes, sizes = [], [], []
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (frame, crop, (centre, scale))
@@ -151,6 +153,12 @@ def estimate_2d(
 
     nj = estimator.skeleton.num_joints
     for f, name, image in frames:
+        if image is None:  # an unreadable image (``ImageFrames(on_unreadable="missing")``)
+            sizes.append(None)
+            kpts.append(np.full((nj, 3), np.nan, dtype=np.float32))
+            boxes.append(np.full(5, np.nan, dtype=np.float32))
+            tracker.update(np.zeros((0, 5)))
+            continue
         h, w = image.shape[:2]
         sizes.append((w, h))
         cand = box_source(f, name, image)
@@ -168,4 +176,8 @@ def estimate_2d(
     flush()
     if not sizes:
         raise ValueError("the input has no frames")
+    known = [s for s in sizes if s is not None]
+    if not known:
+        raise BadInputError("none of the input images could be read")
+    sizes = [known[0] if s is None else s for s in sizes]  # unreadable: the first size seen
     return np.stack(kpts), np.stack(boxes), np.asarray(sizes, dtype=np.int64)

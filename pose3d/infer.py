@@ -40,6 +40,11 @@ from pose3d.draw import SideBySide
 from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence
 
+# With --boxes full every frame gets the whole image as the person box, so a frame without a
+# person still yields keypoints, with low heatmap peaks. 0.1 is half the official per-joint
+# visibility threshold (in_vis_thre 0.2, used in rescoring): below it, most joints count as
+# not seen.
+FULL_FRAME_MIN_SCORE = 0.1
 # What --detector / --lifter may be (callbacks.checkpoint_check kinds).
 DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d", "hrnet_state_dict")
 LIFTER_KINDS: tuple[CheckpointKind, ...] = ("lightning_3d",)
@@ -55,6 +60,7 @@ class PipelineResult:
     frame_size: np.ndarray  # (F, 2) width, height
     timings: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    low_score: np.ndarray | None = None  # (F,) bool: missing because the score was too low
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -96,8 +102,13 @@ def run_pipeline(
     flip_3d: bool = False,
     device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype | None = None,
+    min_score: float = 0.0,
 ) -> PipelineResult:
-    """Everything but the files: 2D for every frame, then 3D for every frame."""
+    """Everything but the files: 2D for every frame, then 3D for every frame.
+
+    ``min_score``: a frame whose person has a mean keypoint score below it is missing (with
+    the whole frame as the box, a frame without a person still gets a pose: this tells).
+    """
     if missing_mode not in ("interpolate", "nan"):  # before the (long) 2D and 3D passes
         raise ValueError(f"unknown --missing {missing_mode!r}; use interpolate or nan")
     t0 = time.perf_counter()
@@ -105,6 +116,9 @@ def run_pipeline(
         frames, estimator, box_source or FullFrameBoxes(), MainPersonTracker()
     )
     t1 = time.perf_counter()
+    with np.errstate(invalid="ignore"):
+        low_score = np.isfinite(kpts).all(axis=(1, 2)) & (kpts[..., 2].mean(axis=1) < min_score)
+    kpts[low_score] = np.nan
     missing = ~np.isfinite(kpts).all(axis=(1, 2))
     filled = fill_missing(kpts, missing, "interpolate")
     h36m = coco_to_h36m(filled)
@@ -124,7 +138,10 @@ def run_pipeline(
         pose_3d = fill_missing(pose_3d, missing, "nan")
     timings = {"frames": f, "seconds_2d": t1 - t0, "seconds_3d": t2 - t1}
     timings["fps_end_to_end"] = f / max(t2 - t0, 1e-9)
-    return PipelineResult(filled, h36m.astype(np.float32), pose_3d, missing, boxes, sizes, timings)
+    return PipelineResult(
+        filled, h36m.astype(np.float32), pose_3d, missing, boxes, sizes, timings,
+        low_score=low_score,
+    )  # fmt: skip
 
 
 def write_pictures(
@@ -134,6 +151,8 @@ def write_pictures(
     draw = SideBySide(H36M)
     pics = PictureWriter(out_dir, video, fps, png_every)
     for f, _, image in frames:
+        if image is None:  # unreadable: nothing to draw on
+            continue
         title = f"frame {f}" + (" (missing, interpolated)" if result.missing[f] else "")
         kp = None if not np.isfinite(result.keypoints_2d[f]).all() else result.keypoints_2d[f]
         pics.add(f, _side(draw, image, kp, result.pose_3d[f], title))
@@ -169,6 +188,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("interpolate", "nan"),
         help="frames with nobody: linear interpolation (default) or NaN",
     )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="frames whose person's mean keypoint score is below this are missing (default: "
+        f"{FULL_FRAME_MIN_SCORE} with --boxes full, where every frame gets a box, else 0)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="detector crops per forward")
     p.add_argument(
         "--precision",
@@ -201,7 +227,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     from pose3d.checkpoint import load_lifter
 
     check_checkpoints(a.detector, a.lifter)
-    frames = open_frames(a.input, a.fps)
+    frames = open_frames(a.input, a.fps, on_unreadable="missing")
     detector = load_detector(a.detector)
     lifter = load_lifter(a.lifter)
     frames_t = lifter_frames(lifter, a.frames)
@@ -213,17 +239,28 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     est = TopDownEstimator(
         detector, tuple(input_size), not a.no_flip_2d, decode, COCO, a.device, a.batch_size, dtype
     )
+    min_score = a.min_score if a.min_score is not None else (
+        FULL_FRAME_MIN_SCORE if a.boxes == "full" else 0.0
+    )  # fmt: skip
     result = run_pipeline(
         frames, est, lifter, frames_t, make_box_source(a.boxes), a.missing, 256, a.flip_3d,
-        a.device, dtype,
+        a.device, dtype, min_score,
     )  # fmt: skip
     out = Path(a.out)
     missing_idx = np.flatnonzero(result.missing).tolist()
+    unreadable = getattr(frames, "unreadable", {})
+    low = np.flatnonzero(result.low_score).tolist()
     meta = {
         "input": str(a.input),
         "num_frames": int(len(result.missing)),
         "num_missing": len(missing_idx),
         "missing_frames": missing_idx,
+        "unreadable_frames": [
+            {"frame": i, "file": frames.paths[i].name, "reason": why}
+            for i, why in sorted(unreadable.items())
+        ],
+        "min_score": min_score,
+        "low_score_frames": low,
         "missing_mode": a.missing,
         "fps": frames.fps,
         "layout_2d": "coco (keypoints_2d), h36m (keypoints_2d_h36m); x, y pixels + score",
@@ -236,9 +273,12 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     }
     npz, js = write_results(out, "results", result.arrays, meta)
     result.files.update(npz=npz, json=js)
+    why = [f"{len(unreadable)} unreadable"] if unreadable else []
+    why += [f"{len(low)} with mean keypoint score < {min_score:g}"] if low else []
     print(
         f"{meta['num_frames']} frames, {meta['num_missing']} missing {missing_idx[:20]}"
-        f"{'...' if len(missing_idx) > 20 else ''}; "
+        f"{'...' if len(missing_idx) > 20 else ''}"
+        f"{' (' + ', '.join(why) + ')' if why else ''}; "
         f"{result.timings['fps_end_to_end']:.1f} frames/s (2D+3D, {a.device}); wrote {npz}, {js}"
     )
     if not a.no_pictures:
