@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from pose3d.attention import AttnImpl
+from pose3d.attention import AttnImpl, LayerImpl
 from pose3d.blocks import POSITIONS, Block, Position
 from pose3d.init import MODULE_INITS, ModuleInit, identity_init_
 from pose3d.sam import SpatialAttentionModule
@@ -60,6 +60,8 @@ class PoseLifter(nn.Module):
         head: "sequence" (paper: per-frame regression) or "center" (PoseFormer weighted mean).
         attn_impl: attention kernel: auto (fused SDPA, chunked on CUDA), sdpa or math.
         attn_chunk: most items per fused attention call (None: the safe default on CUDA).
+        layer_impl: fast (view-based SAM/TAM/MSA layouts, the default) or reference (the
+            literal formulation); same weights, same numbers (see ``pose3d.attention``).
         activation_checkpointing: recompute each block in the backward pass instead of storing
             its activations (less memory for long windows / big batches, ~1/3 more compute).
         sam_tam_init: "default" (PyTorch's init, as every other layer) or "identity" (the last
@@ -95,6 +97,7 @@ class PoseLifter(nn.Module):
         head: Head = "sequence",
         attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
+        layer_impl: LayerImpl = "fast",
         activation_checkpointing: bool = False,
         sam_tam_init: ModuleInit = "default",
     ) -> None:
@@ -119,7 +122,7 @@ class PoseLifter(nn.Module):
 
         def block(dim: int, heads: int, dp: float, extra: nn.Module | None, pos: str) -> Block:
             return Block(dim, heads, mlp_ratio, qkv_bias, dropout, attn_dropout, dp, norm_eps,
-                         attn_impl, attn_chunk, extra, pos)  # fmt: skip
+                         attn_impl, attn_chunk, extra, pos, layer_impl)  # fmt: skip
 
         self.joint_embed = nn.Linear(in_chans, spatial_dim)
         self.spatial_pos = nn.Parameter(torch.zeros(1, num_joints, spatial_dim))
@@ -130,7 +133,9 @@ class PoseLifter(nn.Module):
                 spatial_dim,
                 spatial_heads,
                 sdp[i],
-                SpatialAttentionModule(spatial_dim, sam_kernel, sam_groups) if use_sam else None,
+                SpatialAttentionModule(spatial_dim, sam_kernel, sam_groups, layer_impl=layer_impl)
+                if use_sam
+                else None,
                 sam_position,
             )  # fmt: skip
             for i in range(spatial_depth)
@@ -145,7 +150,7 @@ class PoseLifter(nn.Module):
                 temporal_heads,
                 tdp[i],
                 TemporalAttentionModule(
-                    num_joints, spatial_dim, tam_mode, qkv_bias, norm_eps, attn_impl
+                    num_joints, spatial_dim, tam_mode, qkv_bias, norm_eps, attn_impl, layer_impl
                 )
                 if use_tam
                 else None,
