@@ -9,6 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pose3d.video_writer import VideoWriter
+
 
 def _jsonable(x: np.ndarray) -> Any:
     """Arrays → nested lists with NaN as ``null`` (JSON has no NaN)."""
@@ -34,7 +36,8 @@ def write_results(
 
 
 class PictureWriter:
-    """PNGs per frame (``every``-th frame) and, for videos, one MP4 (mp4v) or GIF of all frames."""
+    """PNGs per frame (``every``-th frame) and, for videos, one MP4 (H.264 when imageio-ffmpeg
+    is installed, else mp4v with a notice) or GIF of all frames (``pose3d.video_writer``)."""
 
     def __init__(
         self, out_dir: str | Path, video: str | None, fps: float, png_every: int = 1
@@ -42,10 +45,16 @@ class PictureWriter:
         self.dir = Path(out_dir)
         (self.dir / "frames").mkdir(parents=True, exist_ok=True)
         self.video, self.fps, self.png_every = video, fps, png_every
-        self._writer: cv2.VideoWriter | None = None
-        self._gif: list = []
         self.pngs: list[Path] = []
         self.video_path: Path | None = None
+        self._video: VideoWriter | None = None
+        if video in ("mp4", "gif"):
+            self._video = VideoWriter(self.dir / f"result.{video}", fps, video)
+
+    @property
+    def codec(self) -> str | None:
+        """``h264``, ``mp4v`` or ``gif`` once a frame was written, else ``None``."""
+        return None if self._video is None else self._video.codec
 
     def add(self, index: int, image: np.ndarray) -> None:
         """Add frame ``index`` (``(H, W, 3)`` RGB uint8)."""
@@ -53,28 +62,9 @@ class PictureWriter:
             p = self.dir / "frames" / f"{index:06d}.png"
             cv2.imwrite(str(p), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             self.pngs.append(p)
-        if self.video == "mp4":
-            h, w = image.shape[:2]
-            if self._writer is None:
-                self.video_path = self.dir / "result.mp4"
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                self._writer = cv2.VideoWriter(str(self.video_path), fourcc, self.fps, (w, h))
-            self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        elif self.video == "gif":
-            from PIL import Image
-
-            self._gif.append(Image.fromarray(image))
+        if self._video is not None:
+            self._video.add(image)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-        if self._gif:
-            self.video_path = self.dir / "result.gif"
-            self._gif[0].save(
-                self.video_path,
-                save_all=True,
-                append_images=self._gif[1:],
-                duration=int(1000 / max(self.fps, 1)),
-                loop=0,
-            )
-            self._gif = []
+        if self._video is not None:
+            self.video_path = self._video.close()
