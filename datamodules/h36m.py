@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pytorch_lightning.utilities import rank_zero_warn
 
-from callbacks.user_error import BadInputError, exit_code
+from callbacks.user_error import BadInputError, UserError, exit_code
 from datamodules.cameras import h36m_camera, normalize_screen_coordinates, world_to_camera
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.h36m_files import FILE_3D, file_2d
@@ -306,6 +307,41 @@ def build_h36m_cache(
     )
 
 
+class SubjectsError(UserError, ValueError):
+    """The cache lacks every subject a stage needs (one line, exit status 2)."""
+
+
+def present_subjects(
+    cache: Path,
+    have: Sequence[str],
+    train_subjects: Sequence[str],
+    test_subjects: Sequence[str],
+    fit: bool,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The requested training / evaluation subjects that the cache holds (a partial download,
+    a rendered subset): evaluation needs only evaluation subjects and training only training
+    subjects. Absent ones are announced in one line each (the metrics then cover only the
+    present ones); a stage with none of its subjects stops with one line.
+    """
+    train = tuple(s for s in train_subjects if s in have)
+    test = tuple(s for s in test_subjects if s in have)
+    for what, flag, want, got in (("training", "train", train_subjects, train),
+                                  ("evaluation", "test", test_subjects, test)):  # fmt: skip
+        if not got and (fit if what == "training" else not fit):
+            raise SubjectsError(
+                f"{cache} holds subjects {', '.join(have)} but none of the {what} subjects "
+                f"{', '.join(want)}; choose with --data.init_args.{flag}_subjects=[...]"
+            )
+        absent = [s for s in want if s not in got]
+        if absent and (fit or what == "evaluation"):
+            scope = f"{what} on {', '.join(got)} only" if got else "no validation during fit"
+            note = (
+                " (its metrics cover these subjects only)" if what == "evaluation" and got else ""
+            )
+            rank_zero_warn(f"{cache}: {what} subjects {', '.join(absent)} absent; {scope}{note}")
+    return train, test
+
+
 class H36MDataModule(LiftingDataModule):
     """Human3.6M (or the synthetic stand-in) as windows of ``frames`` 2D poses → 3D poses.
 
@@ -435,30 +471,18 @@ class H36MDataModule(LiftingDataModule):
         cache = self._read_cache()
         subjects = np.array([r["subject"] for r in cache.sequences])
         group = np.array([self.group_names.index(r["group"]) for r in cache.sequences])
-        have = sorted(set(subjects.tolist()))
-        problems = []  # e.g. a rendered subset, or keypoints exported for fewer subjects
-        for flag, names, other in (
-            ("train", self.train_subjects, self.test_subjects),
-            ("test", self.test_subjects, self.train_subjects),
-        ):
-            absent = [n for n in names if n not in have]
-            if absent:
-                hint = [n for n in have if n not in other] or have
-                problems.append(
-                    f"{flag} subjects {', '.join(absent)} are missing; choose others with "
-                    f"--data.init_args.{flag}_subjects=[{','.join(hint)}]"
-                )
-        if problems:
-            raise ValueError(
-                f"{self.cache_folder} has subjects {', '.join(have)} only: " + "; ".join(problems)
-            )
+        fit = stage in (None, "fit")
+        train, test = present_subjects(
+            self.cache_folder, sorted(set(subjects.tolist())), self.train_subjects,
+            self.test_subjects, fit,
+        )  # fmt: skip
 
         def dataset(names: tuple[str, ...], train: bool) -> PoseWindowDataset:
             return self._windows(cache, np.flatnonzero(np.isin(subjects, names)), group, train)
 
-        if stage in (None, "fit"):
-            self.train_set = dataset(self.train_subjects, train=True)
-        self.test_set = dataset(self.test_subjects, train=False)
+        if fit:
+            self.train_set = dataset(train, train=True)
+        self.test_set = dataset(test, train=False) if test else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -154,7 +154,9 @@ class LiftingDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.test_set is None and self.train_set is not None:
+            return []  # training-only download: fit without validation (announced in setup)
         return self._loader(self.test_set, train=False)
 
     def test_dataloader(self) -> DataLoader:

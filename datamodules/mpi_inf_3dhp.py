@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pytorch_lightning.utilities import rank_zero_warn
 
+from callbacks.user_error import UserError
 from datamodules.cameras import normalize_screen_coordinates
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
@@ -40,6 +42,7 @@ from datamodules.windows import PoseWindowDataset
 FILE_TRAIN = "data_train_3dhp.npz"
 FILE_TEST = "data_test_3dhp.npz"
 TEST_SEQUENCES = ("TS1", "TS2", "TS3", "TS4", "TS5", "TS6")
+TRAIN_SUBJECTS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
 TEST_RESOLUTION = {"TS5": (1920, 1080), "TS6": (1920, 1080)}  # the outdoor sequences
 DEFAULT_RESOLUTION = (2048, 2048)
 
@@ -78,14 +81,20 @@ def prepare_3dhp(root: str | Path) -> Path:
     """Read the two P-STMO npz files once and write the pickle-free cache; returns its folder."""
     root = Path(root)
     ptrain, ptest = root / FILE_TRAIN, root / FILE_TEST
-    missing = [str(p) for p in (ptrain, ptest) if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"missing {', '.join(missing)}\n\n" + missing_dataset_message(root))
+    present = [p for p in (ptrain, ptest) if p.is_file()]
+    if not present:  # either file alone is a usable partial download (train or evaluate)
+        raise FileNotFoundError(f"missing {ptrain} and {ptest}\n\n" + missing_dataset_message(root))
     print(
-        f"prepare: unpickling {ptrain} and {ptest} (allow_pickle=True: the P-STMO format "
-        "stores pickled dicts; only prepare files you trust)"
+        f"prepare: unpickling {' and '.join(map(str, present))} (allow_pickle=True: the "
+        "P-STMO format stores pickled dicts; only prepare files you trust)"
     )
-    train, test = load_pickled_npz(ptrain, "data"), load_pickled_npz(ptest, "data")
+    train = load_pickled_npz(ptrain, "data") if ptrain.is_file() else {}
+    test = load_pickled_npz(ptest, "data") if ptest.is_file() else {}
+    unknown = sorted(set(map(str, test)) - set(TEST_SEQUENCES))
+    if unknown:
+        raise ValueError(f"{ptest}: unknown test sequence {unknown[0]!r}; expected TS1..TS6")
+    subjects = sorted({str(n).split(" ")[0] for n in train}, key=lambda s: int(s.lstrip("S")))
+    print("prepare: " + present_summary(subjects, [n for n in TEST_SEQUENCES if n in test]))
 
     items = []  # (record, data_2d, data_3d, valid)
     for name in sorted(train):
@@ -105,9 +114,7 @@ def prepare_3dhp(root: str | Path) -> Path:
                 "fps": None if fps is None else float(np.asarray(fps).reshape(-1)[0]),
             }
             items.append((record, d2, d3, None))
-    for name in TEST_SEQUENCES:
-        if name not in test:
-            raise KeyError(f"{ptest} has no test sequence {name} (has {sorted(test)})")
+    for name in (n for n in TEST_SEQUENCES if n in test):
         seq = test[name]
         d2, d3 = _sequence(name, "0", seq["data_2d"], seq["data_3d"], ptest)
         valid = np.asarray(seq["valid"]).reshape(-1).astype(bool)
@@ -140,12 +147,32 @@ def prepare_3dhp(root: str | Path) -> Path:
         "dataset": "mpi_inf_3dhp",
         "source": "gt",
         "skeleton": MPI_INF_3DHP.name,
-        "files": [FILE_TRAIN, FILE_TEST],
+        "files": [p.name for p in present],
     }
     lengths = [len(it[1]) for it in items]
     return write_cache(
         cache_folder(root), sequences, lengths, meta, MPI_INF_3DHP.num_joints, with_valid=True
     )
+
+
+def present_summary(train_subjects: list[str], test_sequences: list[str]) -> str:
+    """One line: which of S1–S8 and TS1–TS6 are present (and which are not)."""
+
+    def part(what: str, have: list[str], full: tuple[str, ...]) -> str:
+        absent = [n for n in full if n not in have]
+        return f"{what} {' '.join(have) or 'none'}" + (
+            f" (absent: {' '.join(absent)})" if absent else ""
+        )
+
+    return (
+        part("train subjects", train_subjects, TRAIN_SUBJECTS)
+        + "; "
+        + part("test sequences", test_sequences, TEST_SEQUENCES)
+    )
+
+
+class SubjectsMissingError(UserError, ValueError):
+    """The cache lacks the split a stage needs (one line, exit status 2)."""
 
 
 class MPIINF3DHPDataModule(LiftingDataModule):
@@ -201,7 +228,7 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         return cache_folder(self.root)
 
     def _raw_present(self) -> bool:
-        return (self.root / FILE_TRAIN).is_file() and (self.root / FILE_TEST).is_file()
+        return (self.root / FILE_TRAIN).is_file() or (self.root / FILE_TEST).is_file()
 
     def prepare_data(self) -> None:
         """Nothing: the pickled npz files are read only by the explicit prepare command."""
@@ -219,6 +246,25 @@ class MPIINF3DHPDataModule(LiftingDataModule):
         self.train_group_names = sorted(
             {n for n, s in zip(names, split, strict=True) if s == "train"}
         )
+        # a partial download: score (and name) only the test sequences that are there
+        self.group_names = [n for n in TEST_SEQUENCES if n in set(names)]
+        fit = stage in (None, "fit")
+        subjects = sorted({n.split(" ")[0] for n in self.train_group_names})
+        if (fit and not self.train_group_names) or (not fit and not self.group_names):
+            raise SubjectsMissingError(
+                f"{self.cache_folder}: {present_summary(subjects, self.group_names)}; "
+                + (
+                    "training needs data_train_3dhp.npz"
+                    if fit
+                    else "evaluation needs data_test_3dhp.npz"
+                )  # fmt: skip
+                + f", then {self._prepare_command()}"
+            )
+        if len(self.group_names) < len(TEST_SEQUENCES) or (fit and len(subjects) < 8):
+            rank_zero_warn(
+                f"MPI-INF-3DHP partial data: {present_summary(subjects, self.group_names)}; "
+                "metrics cover the present test sequences only"
+            )
         lookup = {n: i for i, n in enumerate(self.train_group_names)}
         lookup.update({n: i for i, n in enumerate(self.group_names)})
         group = np.array([lookup[n] for n in names])
@@ -228,9 +274,9 @@ class MPIINF3DHPDataModule(LiftingDataModule):
             seqs = np.flatnonzero(split == which)
             return self._windows(cache, seqs, group, train, valid, cache.offsets)
 
-        if stage in (None, "fit"):
+        if fit:
             self.train_set = dataset("train", train=True)
-        self.test_set = dataset("test", train=False)
+        self.test_set = dataset("test", train=False) if self.group_names else None
 
 
 def main(argv: list[str] | None = None) -> None:
