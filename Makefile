@@ -4,8 +4,10 @@ SHELL := /bin/bash
 
 VENV       ?= .venv
 PY         ?= $(VENV)/bin/python
-# torch is installed before the package and kept when already present. The default is the CPU
-# wheel; on a CUDA box pick a build, e.g. TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu126
+# torch is installed before the package and kept when already present. TORCH_INDEX empty = pip's
+# configured index: on Linux, PyPI's torch wheel is the CUDA build (several GB of nvidia-* wheels).
+# CPU-only build: TORCH_INDEX=https://download.pytorch.org/whl/cpu. A CUDA build that matches the
+# driver (`nvidia-smi` prints the highest CUDA it supports): TORCH_INDEX=https://download.pytorch.org/whl/cu126
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 GPUS       ?= 0
@@ -29,7 +31,7 @@ STAMP := $(VENV)/.installed
 help: ## List the targets and the variables they take
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: VENV PY TORCH_SPEC TORCH_INDEX GPUS PRECISION FRAMES DATA KEYPOINTS ROOT BACKBONE CAM"
-	@echo "  CKPT EVAL_DIR BOXES THREADS SWEEP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
+	@echo "  CKPT EVAL_DIR BOXES THREADS SWEEP DDP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
 	@echo "  RENDER KP_NAME RENDER_ARGS"
 
 $(STAMP): pyproject.toml
@@ -40,9 +42,15 @@ $(STAMP): pyproject.toml
 		$(PY) -m pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
 	fi
 	$(PY) -m pip install -e ".[dev]"
+	@# W&B's sweep-config validator (package `sweeps`, wandb's [sweeps] extra) for the tests. Its
+	@# own requirements pin numpy<2, so it goes, without them, into a folder of its own.
+	@$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/wandb-sweeps "sweeps==0.3.0" \
+		|| echo "W&B sweeps validator not installed: its test will be skipped"
+	@$(PY) -c "import torch; print('installed torch', torch.__version__, '| CUDA build:', torch.version.cuda or 'none (CPU only)', '| CUDA usable here:', torch.cuda.is_available())" | tee $(VENV)/.torch-info
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing), install torch first, then this package with dev tools
+	@cat $(VENV)/.torch-info 2>/dev/null || true
 
 test: install ## Fast test suite (no slow, no GPU tests)
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
@@ -110,14 +118,13 @@ bench-2d: install ## Train-step images/s and peak memory of the 2D detector (CUD
 SWEEP ?= table8
 RESUME ?= 0
 RESUME_ARG = $(if $(filter 1 yes true,$(RESUME)),--ckpt_path=last)
-SWEEP_PROJECT = $(if $(filter table7,$(SWEEP)),attnpose-2d,attnpose-3d)
+DDP ?= 0
+# callbacks.sweep options, e.g. SWEEP_ARGS="--dry-run" or "--count 3 --entity me"
+SWEEP_ARGS ?=
 
 .PHONY: sweep ablate
-sweep: install ## Create the W&B sweep SWEEP=table6..table10 (configs/sweeps/) and run an agent here (needs wandb login)
-	@out=$$(PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/wandb sweep --project $(SWEEP_PROJECT) configs/sweeps/$(SWEEP).yaml 2>&1); \
-	echo "$$out"; id=$$(echo "$$out" | sed -n 's/.*wandb agent \([^ ]*\).*/\1/p' | tail -1); \
-	test -n "$$id" || { echo "wandb sweep gave no sweep id"; exit 1; }; \
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/wandb agent $$id
+sweep: install ## W&B sweep SWEEP=table6..10: GPUS=N one agent per GPU (pinned, devices=1); DDP=N one agent, DDP runs (wandb login)
+	$(PY) -m callbacks.sweep configs/sweeps/$(SWEEP).yaml --gpus $(GPUS) $(if $(filter-out 0 1,$(DDP)),--ddp $(DDP)) $(SWEEP_ARGS)
 
 ablate: install ## Run the grid of SWEEP locally, no W&B server (GPUS=N: N points at once, ARGS passed on); table in runs/ablate/
 	$(PY) -m callbacks.ablate configs/sweeps/$(SWEEP).yaml --gpus $(GPUS) -- $(ARGS)

@@ -72,18 +72,22 @@ class RunInfo(Callback):
         if self.dirpath:
             os.makedirs(self.dirpath, exist_ok=True)
             facts = dict(self.facts)
-            wandb_id = _wandb_run_id(trainer)
+            wandb_id, wandb_group = _wandb_run(trainer)
             if wandb_id:
                 facts["wandb_run_id"] = wandb_id
+            if wandb_group:  # offline segments of one run folder share it (callbacks.cli)
+                facts["wandb_group"] = wandb_group
             with open(os.path.join(self.dirpath, "run_info.json"), "w") as f:
                 json.dump(facts, f, indent=2)
 
 
-def _wandb_run_id(trainer: pl.Trainer) -> str | None:
+def _wandb_run(trainer: pl.Trainer) -> tuple[str | None, str | None]:
+    """(run id, group) of the W&B run, ``(None, None)`` without one."""
     from pytorch_lightning.loggers import WandbLogger
 
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             run_id = getattr(logger.experiment, "id", None)
-            return str(run_id) if run_id else None
-    return None
+            group = getattr(logger.experiment, "group", None)
+            return (str(run_id) if run_id else None), (str(group) if group else None)
+    return None, None

@@ -33,7 +33,8 @@ def test_sweep_files_are_runnable_grids(name: str) -> None:
     sweep = load_sweep(SWEEPS / f"{name}.yaml")
     assert len(grid_points(sweep["parameters"])) == GRID_SIZES[name]
     cmd = sweep["command"]
-    assert cmd[:4] == ["${env}", "${interpreter}", "-m", "pose2d" if name == "table7" else "pose3d"]
+    assert cmd[:4] == ["${env}", "${interpreter}", "-m", "${program}"]
+    assert sweep["program"] == ("pose2d" if name == "table7" else "pose3d")
     assert cmd[-1] == "${args}" and "--config" in cmd
     config = Path(__file__).resolve().parents[1] / cmd[cmd.index("--config") + 1]
     if not config.is_file():

@@ -270,7 +270,12 @@ def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, monkeypatch) -> None:
+def test_cli_wandb_offline_run_folder_and_resume_is_a_new_segment(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Offline W&B cannot resume a run (a second offline folder with the same id overwrites the
+    first on ``wandb sync``), so the resumed fit is a new run in the first one's group, and the
+    first segment's files are left as they were."""
     import wandb
 
     _reset_wandb()
@@ -299,6 +304,9 @@ def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, mo
     assert len(list((media / "table" / "val").glob("per_group_*.table.json"))) == 1
     assert not (run_dir / "csv").exists()  # W&B is the logger; CSV only when disabled
 
+    first_bytes = (offline / f"run-{run_id}.wandb").read_bytes()
+    assert json.loads((run_dir / "run_info.json").read_text())["wandb_group"] == run_id
+
     run_cli(
         ToyModule,
         ToyData,
@@ -307,8 +315,13 @@ def test_cli_wandb_offline_run_folder_and_resume_keeps_run_id(tmp_path: Path, mo
         monitor="val/mpjpe",
     )
     wandb.finish()
-    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)  # same W&B run
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    info = json.loads((run_dir / "run_info.json").read_text())
+    second_id = info["wandb_run_id"]
+    assert len(runs) == 2 and second_id != run_id and info["wandb_group"] == run_id
+    (second,) = [r for r in runs if r.name.endswith(second_id)]
+    assert run_id.encode() in (second / f"run-{second_id}.wandb").read_bytes()  # its group
+    assert (offline / f"run-{run_id}.wandb").read_bytes() == first_bytes  # first kept as is
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
