@@ -15,10 +15,10 @@ from typing import Literal, get_args
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 
 from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, Skeleton, flip_pose
-from pose3d.attention import AttnImpl
+from pose3d.attention import AttnImpl, LayerImpl
 from pose3d.blocks import Position
 from pose3d.init import ModuleInit
 from pose3d.lifter import Head, PoseLifter
@@ -28,6 +28,8 @@ from pose3d.tam import TamMode
 
 OptimizerName = Literal["adam", "adamw"]
 OPTIMIZERS: tuple[str, ...] = get_args(OptimizerName)
+CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 # Hyper-parameters that change the network's weights or what they compute: a checkpoint only
 # makes sense in a model built with the same values (attn_impl, dropout etc. may differ).
 ARCHITECTURE_KEYS = ("frames", "num_joints", "spatial_dim", "spatial_depth", "temporal_depth",
@@ -73,6 +75,13 @@ class LiftingModule(pl.LightningModule):
         head: sequence (per-frame 3D for all T frames, paper) or center (PoseFormer, 1 frame).
         attn_impl: attention kernel: auto (fused SDPA, chunked on CUDA), sdpa or math.
         attn_chunk: most items per fused attention call (None: the safe default on CUDA).
+        layer_impl: fast (view-based SAM/TAM/MSA layouts) or reference (the literal
+            formulation); same weights and numbers, see pose3d.attention.
+        compile_mode: torch.compile the network for the training step: off, default,
+            reduce-overhead (CUDA graphs; static shapes) or max-autotune. Weights and state-dict
+            keys are unchanged; evaluation runs eagerly.
+        fused_optimizer: use Adam/AdamW's fused kernel when the parameters are on CUDA (one
+            kernel for all parameters); false: PyTorch's default (foreach) implementation.
         activation_checkpointing: recompute blocks in backward (less memory, ~1/3 more compute).
         sam_tam_init: default (PyTorch init) or identity (each SAM/TAM starts as the identity:
             last map of its residual branch zeroed, see pose3d.init).
@@ -111,6 +120,9 @@ class LiftingModule(pl.LightningModule):
         head: Head = "sequence",
         attn_impl: AttnImpl = "auto",
         attn_chunk: int | None = None,
+        layer_impl: LayerImpl = "fast",
+        compile_mode: CompileMode = "off",
+        fused_optimizer: bool = True,
         activation_checkpointing: bool = False,
         sam_tam_init: ModuleInit = "default",
         lambda_s: float = 1.0,
@@ -136,9 +148,12 @@ class LiftingModule(pl.LightningModule):
             dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path, use_sam=use_sam,
             sam_position=sam_position, sam_kernel=sam_kernel, sam_groups=sam_groups,
             use_tam=use_tam, tam_position=tam_position, tam_mode=tam_mode, head=head,
-            attn_impl=attn_impl, attn_chunk=attn_chunk,
+            attn_impl=attn_impl, attn_chunk=attn_chunk, layer_impl=layer_impl,
             activation_checkpointing=activation_checkpointing, sam_tam_init=sam_tam_init,
         )  # fmt: skip
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
+        self._compiled: dict[str, nn.Module] = {}  # a plain dict: no duplicate state-dict keys
         self.criterion = LiftingLoss(hp.lambda_s, hp.lambda_t, hp.lambda_v)
         self.metrics: H36MMetrics | MPI3DHPMetrics | None = None
 
@@ -173,8 +188,17 @@ class LiftingModule(pl.LightningModule):
         return pred
 
     # -- steps -------------------------------------------------------------------------------
+    def _train_model(self) -> nn.Module:
+        """The network the training step runs: ``self.model``, or its compiled wrapper."""
+        mode = self.hparams.get("compile_mode", "off")
+        if mode == "off":
+            return self.model
+        if "train" not in self._compiled:
+            self._compiled["train"] = torch.compile(self.model, mode=mode)
+        return self._compiled["train"]
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        pred = self.model(batch["input_2d"])
+        pred = self._train_model()(batch["input_2d"])
         terms = self.criterion(pred, batch["target_3d"])
         bs = batch["input_2d"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bs,
@@ -245,13 +269,21 @@ class LiftingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the frame rate the lifter was trained at (``frame_rate``: dataset fps ÷
-        downsample, None when unknown) so inference can resample a video to it."""
-        checkpoint["frame_rate"] = getattr(self._datamodule(), "frame_rate", None)
+        downsample, None when unknown) so inference can resample a video to it, and whether the
+        training data was synthetic (``training_data``; inference warns about demo models)."""
+        dm = self._datamodule()
+        checkpoint["frame_rate"] = getattr(dm, "frame_rate", None)
+        checkpoint["training_data"] = {
+            "datamodule": type(dm).__name__ if dm is not None else None,
+            "synthetic": bool(getattr(dm, "synthetic", False)),
+        }
 
     # -- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams
         cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
-        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad)
+        fused = hp.get("fused_optimizer", True) and self.device.type == "cuda"
+        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, amsgrad=hp.amsgrad,
+                  **({"fused": True} if fused else {}))  # fmt: skip
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_decay_every, gamma=hp.lr_decay)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
