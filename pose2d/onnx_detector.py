@@ -258,3 +258,35 @@ class OnnxPersonDetector:
 
     def __call__(self, index: int, name: str, image: np.ndarray) -> np.ndarray:
         return self.detect([image])[0]
+
+
+SPEC_HELP = (
+    "onnx:FILE[,score=S][,nms=IOU][,class=K][,layout=auto|end2end|yolox]"
+    "[,normalize=auto|none|rtmdet][,size=WxH][,batch=N]"
+)
+
+
+def onnx_from_spec(rest: str) -> OnnxPersonDetector:
+    """``FILE[,key=value...]`` (the part after ``onnx:`` of ``--boxes``) → the detector."""
+    path, *options = rest.split(",")
+    kw: dict = {}
+    keys = {"score": ("score_threshold", float), "nms": ("nms_iou", float),
+            "class": ("person_class", int), "layout": ("layout", str),
+            "normalize": ("normalize", str), "batch": ("batch_size", int)}  # fmt: skip
+    for opt in options:
+        key, _, value = opt.partition("=")
+        try:
+            if key == "size":
+                w, h = value.lower().split("x")
+                kw["input_size"] = (int(w), int(h))
+            elif key in keys and value:
+                kw[keys[key][0]] = keys[key][1](value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"--boxes onnx:{rest}: bad option {opt!r}; use {SPEC_HELP}") from None
+    for key, allowed in (("layout", ("auto", "end2end", "yolox")),
+                         ("normalize", ("auto", "none", "rtmdet"))):  # fmt: skip
+        if key in kw and kw[key] not in allowed:
+            raise UserError(f"--boxes onnx:{rest}: {key} must be one of {', '.join(allowed)}")
+    return OnnxPersonDetector(path, **kw)

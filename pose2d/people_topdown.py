@@ -85,3 +85,16 @@ def estimate_2d_people(
     tracker = tracker or MultiPersonTracker()
     ids = [tracker.update(b, k) for b, k in zip(boxes, kpts, strict=True)]
     return PeopleFrames(boxes, kpts, ids, np.asarray(sizes, dtype=np.int64))
+
+
+def first_person(people: PeopleFrames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first box of every frame (a one-person source such as ``KeypointBoxes``) in the
+    single-person layout of :func:`pose2d.topdown.estimate_2d`: keypoints ``(F, J, 3)``, boxes
+    ``(F, 5)``, sizes ``(F, 2)`` (NaN where the frame had no box)."""
+    nj = next((k.shape[1] for k in people.keypoints if len(k)), 17)
+    kp = np.full((people.num_frames, nj, 3), np.nan, dtype=np.float32)
+    bx = np.full((people.num_frames, 5), np.nan, dtype=np.float32)
+    for f, (b, k) in enumerate(zip(people.boxes, people.keypoints, strict=True)):
+        if len(b):
+            kp[f], bx[f] = k[0], b[0]
+    return kp, bx, people.sizes

@@ -202,3 +202,21 @@ def test_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(UserError, match=r"pip install -e '\.\[deploy\]'"):
         OnnxPersonDetector(end2end_model(tmp_path))
+
+
+@needs_onnx
+def test_spec_options(tmp_path):
+    from pose2d.onnx_detector import onnx_from_spec
+
+    path = yolox_model(tmp_path)
+    det = onnx_from_spec(f"{path},score=0.6,nms=0.3,class=0,normalize=rtmdet,batch=2")
+    assert (det.score_threshold, det.nms_iou, det.normalize, det.layout) == (
+        0.6,
+        0.3,
+        "rtmdet",
+        "yolox",
+    )
+    with pytest.raises(UserError, match="bad option 'scor=1'"):
+        onnx_from_spec(f"{path},scor=1")
+    with pytest.raises(UserError, match="layout must be one of"):
+        onnx_from_spec(f"{path},layout=ssd")
