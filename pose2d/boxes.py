@@ -6,8 +6,10 @@ name, or ``""`` for video frames; ``image``: ``(H, W, 3)`` RGB uint8). ``N`` may
 
 Built in (``--boxes`` on the command line, see :func:`make_box_source`):
 - ``full``: the whole frame is one box (no detector needed; fine for one roughly centred person).
-- ``coco_json:PATH``: COCO-format detections (a results list, or a dataset dict with
-  ``annotations`` and optionally ``images`` to match frames by file name).
+- ``coco_json:PATH[,min_score=S][,map=FILE]``: COCO-format detections (a results list, or a
+  dataset dict with ``annotations`` and optionally ``images``), matched to frames by image id
+  (see :class:`CocoJsonBoxes`); ``min_score`` drops weaker boxes, ``map`` is a json
+  ``{file_name: image_id}`` for folders not named like COCO.
 - ``detector:MODULE:FUNCTION``: a hook for a real detector the user has installed with its
   weights; ``FUNCTION(image) -> (N, 5)`` (nothing is downloaded at run time).
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from callbacks.user_error import UserError
+
 BoxSource = Callable[[int, str, np.ndarray], np.ndarray]
 EMPTY = np.zeros((0, 5), dtype=np.float32)
 
@@ -34,30 +38,58 @@ class FullFrameBoxes:
         return np.array([[0.0, 0.0, w, h, 1.0]], dtype=np.float32)
 
 
+class BoxFileError(UserError, ValueError):
+    """A detection file that cannot be used for these frames (one line, exit status 2)."""
+
+
+def coco_image_id(name: str) -> int | None:
+    """The COCO ``image_id`` of a file named like COCO images (``%012d.jpg``: the number in the
+    stem, e.g. ``000000397133.jpg`` → 397133), or None."""
+    stem = Path(name).stem
+    return int(stem) if stem.isdigit() else None
+
+
 class CocoJsonBoxes:
     """Boxes from a COCO-format detection file.
 
-    Frames are matched to ``image_id`` by file name when the file has an ``images`` list (image
-    folders), otherwise ``image_id == frame index + id_offset`` (videos: frame 0 ↔ id 0 by
-    default). Only ``category_id == category_id`` (person) with ``score >= min_score`` are kept.
+    Frames are matched to ``image_id`` (never by position in an image folder):
+
+    * by file name through ``images`` (a dataset dict with ``annotations``) or an explicit
+      ``mapping`` file (a json ``{file_name: image_id}``, or a COCO dict with ``images``);
+    * else, for a COCO results list (``[{image_id, category_id, bbox, score}]``, e.g. the official
+      ``COCO_val2017_detections_AP_H_56_person.json``), by the COCO file name ``%012d.jpg``;
+    * video frames (no file name): ``image_id == frame index + id_offset``.
+
+    Only ``category_id == category_id`` (person) with ``score >= min_score`` are kept.
+
+    Args:
+        path: the detection json.
+        min_score: drop boxes below this score.
+        category_id: the person category.
+        id_offset: image id of video frame 0.
+        mapping: optional json file mapping image file names to image ids.
     """
 
     def __init__(
-        self, path: str | Path, min_score: float = 0.0, category_id: int = 1, id_offset: int = 0
+        self,
+        path: str | Path,
+        min_score: float = 0.0,
+        category_id: int = 1,
+        id_offset: int = 0,
+        mapping: str | Path | None = None,
     ) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"box file not found: {path} (COCO-format detections JSON)")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"corrupt detections JSON {path}: {e}") from e
-        dets = data["annotations"] if isinstance(data, dict) else data
+        self.path = path = Path(path)
+        data = _read_json(path, "box file", "COCO-format detections JSON")
+        dets = data["annotations"] if isinstance(data, dict) and "annotations" in data else data
         if not isinstance(dets, list):
-            raise ValueError(f"{path}: expected a list of detections or a dict with 'annotations'")
-        self.id_by_name = {}
+            raise BoxFileError(
+                f"{path}: expected a list of detections or a dict with 'annotations'"
+            )
+        self.id_by_name: dict[str, int] = {}
         if isinstance(data, dict) and "images" in data:
-            self.id_by_name = {Path(im["file_name"]).name: im["id"] for im in data["images"]}
+            self.id_by_name = _names_to_ids(data, path)
+        if mapping is not None:
+            self.id_by_name = _names_to_ids(_read_json(Path(mapping), "map", "json"), mapping)
         self.id_offset = id_offset
         by_id: dict[int, list[list[float]]] = defaultdict(list)
         for d in dets:
@@ -68,12 +100,51 @@ class CocoJsonBoxes:
                 by_id[int(d["image_id"])].append([*map(float, d["bbox"]), score])
         self.by_id = {k: np.asarray(v, dtype=np.float32) for k, v in by_id.items()}
 
-    def __call__(self, index: int, name: str, image: np.ndarray) -> np.ndarray:
+    def image_id(self, index: int, name: str) -> int | None:
+        """The ``image_id`` of frame ``index`` named ``name`` (``""`` for video frames)."""
+        if not name:
+            return index + self.id_offset
         if self.id_by_name:
-            image_id = self.id_by_name.get(Path(name).name)
-        else:
-            image_id = index + self.id_offset
-        return self.by_id.get(image_id, EMPTY)
+            return self.id_by_name.get(Path(name).name)
+        return coco_image_id(name)
+
+    def __call__(self, index: int, name: str, image: np.ndarray) -> np.ndarray:
+        return self.by_id.get(self.image_id(index, name), EMPTY)
+
+    def check_coverage(self, names: list[str]) -> int:
+        """How many of the frames ``names`` (``""`` per video frame) have a box; none is an
+        error naming the file and the way out, some is said in one printed line."""
+        ids = [self.image_id(i, n) for i, n in enumerate(names)]
+        matched = sum(i in self.by_id for i in ids)
+        if matched == 0 and names:
+            shown = ", ".join(str(k) for k in list(self.by_id)[:3]) or "none"
+            raise BoxFileError(
+                f"box file {self.path} matches none of the {len(names)} frames (its image ids: "
+                f"{shown}; frame 0 is {names[0] or 'video frame 0'!r} -> id {ids[0]}); name "
+                "images like COCO (%012d.jpg) or pass a mapping: --boxes "
+                f"coco_json:{self.path},map=names_to_ids.json"
+            )
+        if matched < len(names):
+            print(f"box file {self.path}: boxes for {matched} of {len(names)} frames; the "
+                  f"other {len(names) - matched} have no person box (missing)")  # fmt: skip
+        return matched
+
+
+def _read_json(path: Path, what: str, kind: str):
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path} ({kind})")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BoxFileError(f"corrupt {what} {path}: {e}") from e
+
+
+def _names_to_ids(data, path) -> dict[str, int]:
+    if isinstance(data, dict) and isinstance(data.get("images"), list):
+        return {Path(im["file_name"]).name: int(im["id"]) for im in data["images"]}
+    if isinstance(data, dict) and all(isinstance(v, int) for v in data.values()):
+        return {Path(k).name: int(v) for k, v in data.items()}
+    raise BoxFileError(f"{path}: expected {{file_name: image_id}} or a COCO dict with 'images'")
 
 
 class CallableBoxes:
@@ -93,7 +164,20 @@ def make_box_source(spec: str) -> BoxSource:
     if kind == "full":
         return FullFrameBoxes()
     if kind == "coco_json" and rest:
-        return CocoJsonBoxes(rest)
+        path, *options = rest.split(",")
+        kwargs: dict = {}
+        for opt in options:
+            key, _, value = opt.partition("=")
+            if key == "min_score" and value:
+                kwargs["min_score"] = float(value)
+            elif key == "map" and value:
+                kwargs["mapping"] = value
+            else:
+                raise BoxFileError(
+                    f"--boxes {spec}: unknown option {opt!r}; use coco_json:PATH[,min_score=S]"
+                    "[,map=FILE]"
+                )
+        return CocoJsonBoxes(path, **kwargs)
     if kind == "detector" and ":" in rest:
         module, _, fn = rest.rpartition(":")
         try:

@@ -174,7 +174,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--detector", required=True, help="2D checkpoint (pose2d .ckpt)")
     p.add_argument("--lifter", required=True, help="3D checkpoint (pose3d .ckpt)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--boxes", default="full", help="full | coco_json:PATH | detector:MOD:FN")
+    p.add_argument(
+        "--boxes",
+        default="full",
+        help="full | coco_json:PATH[,min_score=S][,map=FILE] | detector:MOD:FN",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile both networks")
     add_input_size_argument(p)
@@ -228,6 +232,10 @@ def main(argv: list[str] | None = None) -> PipelineResult:
 
     check_checkpoints(a.detector, a.lifter)
     frames = open_frames(a.input, a.fps, on_unreadable="missing")
+    boxes = make_box_source(a.boxes)
+    if hasattr(boxes, "check_coverage"):  # a box file matching no frame stops before any work
+        paths = getattr(frames, "paths", None)
+        boxes.check_coverage([p.name for p in paths] if paths else [""] * len(frames))
     detector = load_detector(a.detector)
     lifter = load_lifter(a.lifter)
     frames_t = lifter_frames(lifter, a.frames)
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
         FULL_FRAME_MIN_SCORE if a.boxes == "full" else 0.0
     )  # fmt: skip
     result = run_pipeline(
-        frames, est, lifter, frames_t, make_box_source(a.boxes), a.missing, 256, a.flip_3d,
+        frames, est, lifter, frames_t, boxes, a.missing, 256, a.flip_3d,
         a.device, dtype, min_score,
     )  # fmt: skip
     out = Path(a.out)
