@@ -59,6 +59,8 @@ def test_coverage_none_is_an_error_some_is_counted(tmp_path, capsys) -> None:
     assert "boxes for 1 of 2 frames" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_infer_stops_on_a_box_file_that_matches_no_image(tmp_path, capsys) -> None:
     """``pose3d.infer`` with an official-layout HRNet file and a converted PoseFormer file."""
     from pose2d.hrnet import PoseHighResolutionNet
