@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 	@# own requirements pin numpy<2, so it goes, without them, into a folder of its own.
 	@$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/wandb-sweeps "sweeps==0.3.0" \
 		|| echo "W&B sweeps validator not installed: its test will be skipped"
-	@$(PY) -c "import torch; print('installed torch', torch.__version__, '| CUDA build:', torch.version.cuda or 'none (CPU only)', '| CUDA usable here:', torch.cuda.is_available())" | tee $(VENV)/.torch-info
+	@$(PY) -c "import torch; print('installed torch', torch.__version__, '| CUDA build:', torch.version.cuda or 'none (CPU only)', '| CUDA usable here:', torch.cuda.is_available())" > $(VENV)/.torch-info
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (if missing), install torch first, then this package with dev tools
