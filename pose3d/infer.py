@@ -37,6 +37,7 @@ from pose2d.missing import fill_missing
 from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
 from pose3d.draw import SideBySide
+from pose3d.output_folder import check_out_folder, clear_previous, record_outputs
 from pose3d.outputs import PictureWriter, write_results
 from pose3d.windows_infer import lift_sequence
 
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     from pose3d.checkpoint import load_lifter
 
     check_checkpoints(a.detector, a.lifter)
+    check_out_folder(a.out)  # before any work: --out must not hold someone else's results
     frames = open_frames(a.input, a.fps, on_unreadable="missing")
     boxes = make_box_source(a.boxes)
     if hasattr(boxes, "check_coverage"):  # a box file matching no frame stops before any work
@@ -279,6 +281,16 @@ def main(argv: list[str] | None = None) -> PipelineResult:
         "boxes": a.boxes,
         "timings": result.timings,
     }
+    video = None if a.no_pictures or a.video == "none" or frames.kind != "video" else a.video
+    video = "mp4" if video == "auto" else video
+    planned = [out / "results.npz", out / "results.json"]
+    if not a.no_pictures and a.png_every > 0:
+        n = len(result.missing)
+        planned += [out / "frames" / f"{i:06d}.png" for i in range(0, n, a.png_every)]
+    planned += [out / f"result.{video}"] if video else []
+    clear_previous(out)  # our previous run's files only: no stale frames next to the new ones
+    out.mkdir(parents=True, exist_ok=True)
+    record_outputs(out, planned)  # first, so a run that fails half-way is cleared next time
     npz, js = write_results(out, "results", result.arrays, meta)
     result.files.update(npz=npz, json=js)
     why = [f"{len(unreadable)} unreadable"] if unreadable else []
@@ -290,8 +302,6 @@ def main(argv: list[str] | None = None) -> PipelineResult:
         f"{result.timings['fps_end_to_end']:.1f} frames/s (2D+3D, {a.device}); wrote {npz}, {js}"
     )
     if not a.no_pictures:
-        video = None if a.video == "none" or frames.kind != "video" else a.video
-        video = "mp4" if video == "auto" else video
         t = time.perf_counter()
         pics = write_pictures(frames, result, out, video, frames.fps, a.png_every)
         result.timings["seconds_pictures"] = time.perf_counter() - t
