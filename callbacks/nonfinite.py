@@ -10,10 +10,45 @@ check runs before ``backward`` so the weights have not been touched by the bad s
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
+
+from callbacks.user_error import UserError
+
+
+class NonFiniteInputError(UserError, FloatingPointError):
+    """The loss is non-finite because the training batch itself holds NaN/Inf (a data error:
+    one line, exit status 2)."""
+
+
+def nonfinite_inputs(batch: Any) -> list[tuple[str, int]]:
+    """``(key, first bad sample)`` for every floating-point tensor of a dict batch that holds
+    NaN/Inf (only called once the loss is already non-finite)."""
+    items = batch.items() if isinstance(batch, dict) else enumerate(batch or ())
+    bad = []
+    for key, value in items:
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > 0:
+            per_sample = ~torch.isfinite(value.detach()).reshape(len(value), -1).all(dim=1)
+            if per_sample.any():
+                bad.append((str(key), int(torch.nonzero(per_sample)[0, 0])))
+    return bad
+
+
+def describe_sample(trainer: pl.Trainer, batch: Any, i: int) -> str:
+    """Which file/entry sample ``i`` of ``batch`` comes from: the datamodule's
+    ``describe_sample(batch, i)`` when it has one, else the batch's id fields."""
+    describe = getattr(getattr(trainer, "datamodule", None), "describe_sample", None)
+    if callable(describe):
+        try:
+            return str(describe(batch, i))
+        except Exception:  # noqa: BLE001 - the message must not hide the real error
+            pass
+    keys = ("seq", "frame", "image_id", "index")
+    ids = [f"{k} {int(batch[k][i])}" for k in keys if isinstance(batch, dict) and k in batch]
+    return ", ".join(ids) or f"sample {i} of the batch"
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -43,6 +78,12 @@ class NonFiniteGuard(Callback):
         self.save_checkpoint = save_checkpoint
         self.dirpath = dirpath
         self.checkpoint_path: str | None = None
+        self._batch: Any = None
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._batch = batch  # a reference only: inspected once the loss is non-finite
 
     def on_before_backward(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
@@ -50,7 +91,14 @@ class NonFiniteGuard(Callback):
         bad = not bool(torch.isfinite(loss.detach()).all())  # the one sync this check needs
         # The value is only read for the message: a second .item() every step is a second sync.
         what = f"loss = {loss.detach().float().flatten()[:1].item()}" if bad else ""
-        self._stop_if_any(trainer, bad, what)
+        inputs = ""
+        if bad:
+            found = nonfinite_inputs(self._batch)
+            if found:
+                keys = ", ".join(k for k, _ in found)
+                first = describe_sample(trainer, self._batch, found[0][1])
+                inputs = f"the input batch holds NaN/Inf in {keys} (first: {first})"
+        self._stop_if_any(trainer, bad, what, inputs)
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
@@ -60,7 +108,7 @@ class NonFiniteGuard(Callback):
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         self._stop_if_any(trainer, not all_finite(grads), "non-finite gradient")
 
-    def _stop_if_any(self, trainer: pl.Trainer, bad: bool, what: str) -> None:
+    def _stop_if_any(self, trainer: pl.Trainer, bad: bool, what: str, inputs: str = "") -> None:
         # Collective: every rank calls this at the same hook of the same step.
         if not trainer.strategy.reduce_boolean_decision(bad, all=False):
             return
@@ -71,6 +119,11 @@ class NonFiniteGuard(Callback):
             trainer.save_checkpoint(self.checkpoint_path)  # collective too (barrier inside)
             saved = f"; last good state saved to {self.checkpoint_path}"
         cause = what if bad else "another rank saw a non-finite value"
+        if inputs:  # bad data, not bad optimisation: no learning-rate advice
+            raise NonFiniteInputError(
+                f"non-finite loss at {where} ({cause}): {inputs}; fix or drop those entries "
+                f"(the prepare commands refuse NaN/Inf; --nonfinite drop leaves them out){saved}"
+            )
         raise FloatingPointError(
             f"Non-finite training value at {where} ({cause}){saved}. Lower the learning rate, "
             "use --trainer.gradient_clip_val, or switch precision (bf16-mixed <-> 32)."

@@ -486,9 +486,21 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._dataset("val", False, hp.test_boxes or hp.val_boxes)
 
+    def describe_sample(self, batch: dict, i: int) -> str:
+        """Where sample ``i`` of a training batch comes from (image file, image id): named in
+        the non-finite-input error of ``callbacks.nonfinite``."""
+        ds, k = self.train_set, int(batch["index"][i])
+        return f"{ds.image_path(k)} (image id {int(ds.image_id[k])})"
+
     def _loader(self, ds: Dataset, train: bool) -> DataLoader:
         hp = self.hparams
         workers = hp.num_workers
+        if train and len(ds) < hp.batch_size:
+            rank_zero_warn(
+                f"batch_size {hp.batch_size} is larger than the {len(ds)} training samples of "
+                f"{ann_path(self.root, 'train')}: every epoch is one step on the whole split; "
+                "lower --data.batch_size"
+            )
         return DataLoader(
             ds,
             batch_size=hp.batch_size if train else (hp.val_batch_size or hp.batch_size),

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from datamodules.sequence_cache import SequenceCache, cache_exists, read_cache
@@ -138,9 +139,23 @@ class LiftingDataModule(pl.LightningDataModule):
             flip_double=train and self.flip == "double",
         )
 
+    def describe_sample(self, batch: dict, i: int) -> str:
+        """Where sample ``i`` of a batch comes from (cache folder, sequence, centre frame): named
+        in the non-finite-input error of ``callbacks.nonfinite``."""
+        rec = read_cache(self.cache_folder, mmap=True).sequences[int(batch["seq"][i])]
+        keys = ("subject", "action", "camera", "sequence", "group")
+        who = " / ".join(str(rec[k]) for k in keys if k in rec)
+        return f"{self.cache_folder}: {who}, frame {int(batch['frame'][i])}"
+
     def _loader(self, dataset: PoseWindowDataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        if train and len(dataset) < self.batch_size:
+            rank_zero_warn(
+                f"batch_size {self.batch_size} is larger than the {len(dataset)} training "
+                f"windows of {self.cache_folder}: every epoch is one step on the whole split; "
+                "lower --data.init_args.batch_size"
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,

@@ -146,3 +146,23 @@ def test_zero_size_boxes_are_dropped_at_load(coco, tmp_path):
         ds = CocoKeypoints(fixture, "val", (64, 64))
     for i in range(len(ds)):
         assert np.isfinite(ds[i]["image"].numpy()).all()
+
+
+def test_batch_larger_than_the_split_says_so(coco):
+    from datamodules.coco import CocoKeypointsDataModule
+
+    dm = CocoKeypointsDataModule(root=str(coco), input_size=[64, 64], batch_size=1000,
+                                 num_workers=0, pin_memory=False)  # fmt: skip
+    dm.check_files("fit")
+    dm.setup("fit")
+    n = len(dm.train_set)
+    with pytest.warns(
+        UserWarning,
+        match=f"batch_size 1000 is larger than the {n} training "
+        "samples of .*person_keypoints_train2017.json: every epoch is one step",
+    ):
+        batch = next(iter(dm.train_dataloader()))
+    k = int(batch["index"][0])
+    assert dm.describe_sample(batch, 0) == (
+        f"{dm.train_set.image_path(k)} (image id {int(dm.train_set.image_id[k])})"
+    )

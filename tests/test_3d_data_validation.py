@@ -126,3 +126,22 @@ def test_wrong_joint_count_stays_a_clear_error(tmp_path, capsys):
     np.savez_compressed(tmp_path / "data_2d_h36m_det.npz", metadata={}, positions_2d=p2d)
     rc, err = _cli(capsys, ["--root", str(tmp_path), "--keypoints", "det"])
     assert rc == 2 and "2D keypoints have 16 joints (layout 'h36m')" in err
+
+
+def test_batch_larger_than_the_split_says_so_and_samples_are_named(tmp_path):
+    import torch
+
+    from datamodules.h36m import H36MDataModule
+
+    write_files(tmp_path, {"keypoints_symmetry": H36M_SYM})
+    prepare_h36m(tmp_path, "det")
+    dm = H36MDataModule(root=str(tmp_path), keypoints="det", frames=3, batch_size=4096,
+                        num_workers=0, train_subjects=("S1",), test_subjects=("S9",))  # fmt: skip
+    dm.setup("fit")
+    n = len(dm.train_set)
+    with pytest.warns(UserWarning, match=f"batch_size 4096 is larger than the {n} training "
+                      f"windows of {dm.cache_folder}: every epoch is one step"):  # fmt: skip
+        batch = next(iter(dm.train_dataloader()))
+    i = int(torch.nonzero(batch["frame"] == 4)[0, 0])
+    desc = dm.describe_sample(batch, i)
+    assert desc.startswith(f"{dm.cache_folder}: S1 / Walking / ") and desc.endswith(", frame 4")

@@ -77,6 +77,32 @@ def test_nonfinite_guard_catches_gradients(tmp_path: Path) -> None:
         _trainer(tmp_path, callbacks=[guard]).fit(GradNaN(), ToyData())
 
 
+def test_nonfinite_inputs_are_named_instead_of_lr_advice(tmp_path: Path) -> None:
+    from callbacks.nonfinite import NonFiniteInputError
+
+    class NaNData(ToyData):
+        def train_dataloader(self):
+            loader = super().train_dataloader()
+            loader.dataset.x[37, 1, 4] = float("nan")  # one bad sample in one window
+            return torch.utils.data.DataLoader(loader.dataset, batch_size=64)
+
+    pl.seed_everything(0)
+    guard = NonFiniteGuard(save_checkpoint=False)
+    with pytest.raises(NonFiniteInputError) as e:
+        _trainer(tmp_path, callbacks=[guard]).fit(ToyModule(), NaNData())
+    msg = str(e.value)
+    assert msg.startswith("non-finite loss at epoch 0, global step 0 (loss = nan): the input "
+                          "batch holds NaN/Inf in input_2d (first: index 37)")  # fmt: skip
+    assert "learning rate" not in msg and "\n" not in msg
+
+    class Described(NaNData):
+        def describe_sample(self, batch, i):
+            return f"toy.npz sample {int(batch['index'][i])}"
+
+    with pytest.raises(NonFiniteInputError, match=r"\(first: toy.npz sample 37\)"):
+        _trainer(tmp_path, callbacks=[guard]).fit(ToyModule(), Described())
+
+
 def test_nonfinite_guard_reads_a_finite_loss_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A healthy step costs one device sync (the finiteness test); the loss value is only
     read (``.item()``, a second sync on CUDA) for the error message of a bad step."""
