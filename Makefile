@@ -17,12 +17,18 @@ DATA       ?= synthetic
 ARGS       ?=
 PYTEST_ARGS ?=
 # 2D detector: BACKBONE w32|w48, CAM a cam_placement preset (empty: the config's, i.e. paper),
-# CKPT a .ckpt for eval-2d, BOXES gt|det, THREADS sets OMP_NUM_THREADS for CPU runs.
+# CKPT a .ckpt for eval-2d, BOXES gt|det.
 BACKBONE   ?= w32
 CAM        ?=
 CKPT       ?=
 BOXES      ?= det
+# THREADS=N: OMP_NUM_THREADS / MKL_NUM_THREADS for every target (train, eval, prepare, infer,
+# demo, tests...); on a small CPU box THREADS=1 is often much faster than the default.
 THREADS    ?=
+ifneq ($(strip $(THREADS)),)
+export OMP_NUM_THREADS := $(THREADS)
+export MKL_NUM_THREADS := $(THREADS)
+endif
 
 STAMP := $(VENV)/.installed
 
@@ -96,22 +102,21 @@ POSE2D_CFG = $(if $(filter synthetic,$(DATA)),configs/pose2d/synthetic.yaml,conf
 POSE2D_DEV = $(if $(filter 0,$(GPUS)),--trainer.accelerator=cpu --trainer.devices=1,--trainer.accelerator=gpu --trainer.devices=$(GPUS)$(if $(filter 1,$(GPUS)),, --trainer.strategy=ddp))
 POSE2D_DET = $(if $(filter synthetic,$(DATA)),person_detection_results/synthetic_val2017_detections.json,person_detection_results/COCO_val2017_detections_AP_H_56_person.json)
 POSE2D_BOXES = $(if $(filter gt,$(BOXES)),gt,$(POSE2D_DET))
-POSE2D_ENV = $(if $(THREADS),OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS))
 # Evaluation output folder: one per checkpoint (run name + file stem); EVAL_DIR= overrides it.
 CKPT_TAG = $(notdir $(patsubst %/checkpoints/,%,$(dir $(CKPT))))-$(basename $(notdir $(CKPT)))
 POSE2D_EVAL_DIR = $(or $(EVAL_DIR),runs/pose2d/eval-$(DATA)-$(BOXES)-$(CKPT_TAG))
 
 .PHONY: train-2d eval-2d bench-2d
 train-2d: install ## Train the 2D detector (BACKBONE=w32|w48 CAM= DATA=coco|synthetic GPUS PRECISION ARGS)
-	$(POSE2D_ENV) $(PY) -m pose2d fit --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) $(if $(CAM),--model.cam_placement=$(CAM)) $(RESUME_ARG) $(ARGS)
+	$(PY) -m pose2d fit --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) $(if $(CAM),--model.cam_placement=$(CAM)) $(RESUME_ARG) $(ARGS)
 
 eval-2d: install ## Evaluate CKPT on COCO val (BOXES=gt|det) and print a Table I row
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
-	$(POSE2D_ENV) $(PY) -m pose2d validate --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) --ckpt_path=$(CKPT) --data.val_boxes=$(POSE2D_BOXES) --run.dir=$(POSE2D_EVAL_DIR) $(ARGS)
+	$(PY) -m pose2d validate --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) --ckpt_path=$(CKPT) --data.val_boxes=$(POSE2D_BOXES) --run.dir=$(POSE2D_EVAL_DIR) $(ARGS)
 	$(PY) -m pose2d.table $(POSE2D_EVAL_DIR)/metrics.json --ckpt $(CKPT) --boxes $(BOXES)
 
 bench-2d: install ## Train-step images/s and peak memory of the 2D detector (CUDA if present, else tiny CPU run)
-	$(POSE2D_ENV) $(PY) -m pose2d.bench --width $(patsubst w%,%,$(BACKBONE)) $(if $(CAM),--cam $(CAM)) $(if $(filter 0 32 32-true,$(PRECISION)),,--precision $(PRECISION)) $(ARGS)
+	$(PY) -m pose2d.bench --width $(patsubst w%,%,$(BACKBONE)) $(if $(CAM),--cam $(CAM)) $(if $(filter 0 32 32-true,$(PRECISION)),,--precision $(PRECISION)) $(ARGS)
 
 
 # --- sweeps / ablations (Tables VI-X) --------------------------------------------------------------
