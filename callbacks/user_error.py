@@ -23,12 +23,13 @@ class BadInputError(UserError, ValueError):
 def exit_code(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
     """Run ``main(argv)`` for a command line without Lightning (prepare, infer...): a
     :class:`UserError` or ``FileNotFoundError`` becomes one ``error: <message>`` on stderr and
-    status 2; ``POSE_TRACEBACK=1`` re-raises it with the traceback."""
+    status 2; ``POSE_TRACEBACK=1`` re-raises it with the traceback. Otherwise the status is
+    what ``main`` returned when that is an int, else 0."""
     try:
-        main(argv)
+        status = main(argv)
     except (UserError, FileNotFoundError) as e:
         if os.environ.get("POSE_TRACEBACK"):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0

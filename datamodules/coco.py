@@ -28,7 +28,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from callbacks.user_error import BadInputError
+from callbacks.user_error import BadInputError, exit_code
 from datamodules.coco_transforms import AugmentConfig, crop_matrix, sample_augmentation, warp_sample
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.image_io import CorruptImageError, read_image, verify_images
@@ -576,4 +576,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_code(main))
