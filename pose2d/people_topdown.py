@@ -66,9 +66,13 @@ def estimate_2d_people(
                 pending.append((f, k, x[k], np.stack([c[k], s[k]])))
 
     for f, name, image in frames:
-        sizes.append(image.shape[1::-1])
         boxes.append(None)
         kpts.append(None)
+        if image is None:  # an unreadable image: nobody seen in this frame
+            sizes.append(None)
+            boxes[f], kpts[f] = np.zeros((0, 5), np.float32), np.zeros((0, nj, 3), np.float32)
+            continue
+        sizes.append(image.shape[1::-1])
         queue(f, image, np.asarray(box_source(f, name, image), dtype=np.float32).reshape(-1, 5))
         if feedback:
             flush()
@@ -82,6 +86,10 @@ def estimate_2d_people(
     flush()
     if not sizes:
         raise ValueError("the input has no frames")
+    known = [z for z in sizes if z is not None]
+    if not known:
+        raise ValueError("none of the input images could be read")
+    sizes = [known[0] if z is None else z for z in sizes]  # unreadable: the first size seen
     tracker = tracker or MultiPersonTracker()
     ids = [tracker.update(b, k) for b, k in zip(boxes, kpts, strict=True)]
     return PeopleFrames(boxes, kpts, ids, np.asarray(sizes, dtype=np.int64))

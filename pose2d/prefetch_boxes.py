@@ -42,8 +42,9 @@ class PrefetchedFrames:
     def _flush(self, buf: list[Frame]) -> Iterator[Frame]:
         if not buf:
             return
-        boxes = self.detect([im for _, _, im in buf])
-        self.cache.update({f: b for (f, _, _), b in zip(buf, boxes, strict=True)})
+        readable = [(f, im) for f, _, im in buf if im is not None]  # None: unreadable image
+        boxes = self.detect([im for _, im in readable]) if readable else []
+        self.cache.update({f: b for (f, _), b in zip(readable, boxes, strict=True)})
         items = list(buf)
         buf.clear()
         yield from items

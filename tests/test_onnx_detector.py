@@ -100,6 +100,7 @@ def end2end_model(tmp_path, batch="batch", size=(640, 640)):
           [500, 200, 560, 330, 0.6]]],  # a second person
         np.float32,
     )  # fmt: skip
+    dets[..., :4] *= np.array([w, h, w, h], np.float32) / 640  # the same layout at any size
     labels = np.array([[0, 0, 0, 2, 0]], np.int64)
     n1, i1 = _tiled(dets, "dets", "d")
     n2, i2 = _tiled(labels, "labels", "l")

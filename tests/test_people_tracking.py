@@ -171,3 +171,25 @@ def test_keypoints_box():
     assert keypoints_box(kp, (120, 480), margin=0.1)[2] == pytest.approx(120 - 97.1, rel=1e-5)
     kp[:, 2] = 0.1  # nothing confident: no box
     assert keypoints_box(kp, (640, 480)) is None
+
+
+@pytest.mark.parametrize("length", [1, 3])
+def test_tracks_shorter_than_the_window(length):
+    """A track of 1 or 3 frames with a 5-frame lifter at another frame rate: edge padding gives
+    every frame of the track a pose, and only those frames."""
+    boxes, kpts = [], []
+    for f in range(8):
+        here = 2 <= f < 2 + length
+        b, k = person(50 + f, 40)
+        boxes.append(b[None] if here else np.zeros((0, 5)))
+        kpts.append(k[None].astype(np.float32) if here else np.zeros((0, 17, 3), np.float32))
+    people = PeopleFrames(boxes, kpts, track_all_people(boxes, kpts), np.tile([320, 240], (8, 1)))
+    (track,) = collect_tracks(people)
+    lift_track(track, people.sizes, CopyLifter(), 5, 25.0, 50.0)  # resampled to 50 fps and back
+    pose = tracks_to_arrays([track], 8)["track_pose_3d"][0]
+    assert (
+        np.isfinite(pose[2 : 2 + length]).all()
+        and np.isnan(np.delete(pose, range(2, 2 + length), 0)).all()
+    )
+    hip = (kpts[2][0][11, 0] + kpts[2][0][12, 0]) / 2 / 320 * 2 - 1
+    assert pose[2, 0, 0] == pytest.approx(hip, abs=1e-5)
