@@ -11,9 +11,12 @@ On top of plain LightningCLI every run gets (see docs/training.md):
   The name must be the same in every DDP rank (Lightning re-executes the command line per rank),
   so it never contains a timestamp: ``--run.name`` > ``$WANDB_RUN_ID`` (sweep agents) > the stems
   of the ``--config`` files > ``"default"``.
-- the default logger chosen by ``$WANDB_MODE`` only: a WandbLogger (``online``/``offline``), or a
-  CSVLogger when it is ``disabled``. ``--trainer.logger=false`` turns logging off; an explicit
-  ``--trainer.logger`` class is used as given.
+- the default logger chosen by ``$WANDB_MODE`` only: a WandbLogger (``online``/``offline``;
+  :class:`callbacks.wandb_logger.PoseWandbLogger`, whose summary keeps each metric's best value),
+  or a CSVLogger when it is ``disabled``. ``--trainer.logger=false`` turns logging off; an
+  explicit ``--trainer.logger`` class is used as given.
+- TQDM progress bar and plain model summary (:func:`display_callbacks`); ``--help`` and errors
+  name ``python -m pose2d|pose3d``.
 - ModelCheckpoint (best by the trainer's monitor + ``last.ckpt``; ``--checkpoint.*``), the
   non-finite guard (``--nonfinite.*``), media (``--media.*``), LearningRateMonitor (only with a
   logger), throughput, run info, ``metrics.json``, the per-group table and the RNG states in
