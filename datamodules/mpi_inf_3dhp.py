@@ -18,6 +18,7 @@ Test windows are centred only on valid frames, so invalid frames are never score
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Literal
 import numpy as np
 from pytorch_lightning.utilities import rank_zero_warn
 
-from callbacks.user_error import UserError
+from callbacks.user_error import BadInputError, UserError, exit_code
 from datamodules.cameras import normalize_screen_coordinates
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
@@ -70,15 +71,33 @@ def _sequence(name: str, cam: str, d2: np.ndarray, d3: np.ndarray, path: Path) -
     """Checked ``(F, 17, 2)`` px and ``(F, 17, 3)`` mm arrays (extra 2D channels are dropped)."""
     d2, d3 = np.asarray(d2, np.float64), np.asarray(d3, np.float64)
     if d2.ndim != 3 or d2.shape[1] != 17 or d2.shape[2] < 2 or d3.shape != (len(d2), 17, 3):
-        raise ValueError(
+        raise BadInputError(
             f"{path}: {name} camera {cam} has data_2d {d2.shape} and data_3d "
             f"{d3.shape}; expected (F, 17, 2) and (F, 17, 3)"
         )
     return d2[..., :2], d3
 
 
-def prepare_3dhp(root: str | Path) -> Path:
-    """Read the two P-STMO npz files once and write the pickle-free cache; returns its folder."""
+def _nonfinite(record: dict, d2: np.ndarray, d3: np.ndarray, valid, path: Path) -> str | None:
+    """One phrase naming the first NaN/Inf of a sequence (2D: every frame, as window context;
+    3D: the frames that are scored), or None."""
+    d3_used = d3 if valid is None else d3[valid]
+    for what, x in (("2D", d2), ("3D", d3_used)):
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if not finite.all():
+            frames = np.flatnonzero(~finite)
+            which = "valid frame" if what == "3D" and valid is not None else "frame"
+            return (
+                f"{path}: {record['name']} camera {record['camera']}: {len(frames)} frames with "
+                f"NaN/Inf {what} values (first: {which} {frames[0]})"
+            )
+    return None
+
+
+def prepare_3dhp(root: str | Path, nonfinite: Literal["error", "drop"] = "error") -> Path:
+    """Read the two P-STMO npz files once and write the pickle-free cache; returns its folder.
+    ``nonfinite``: a sequence with NaN/Inf is an ``error`` (one line naming it) or is left
+    out (``drop``, with a count)."""
     root = Path(root)
     ptrain, ptest = root / FILE_TRAIN, root / FILE_TEST
     present = [p for p in (ptrain, ptest) if p.is_file()]
@@ -92,7 +111,7 @@ def prepare_3dhp(root: str | Path) -> Path:
     test = load_pickled_npz(ptest, "data") if ptest.is_file() else {}
     unknown = sorted(set(map(str, test)) - set(TEST_SEQUENCES))
     if unknown:
-        raise ValueError(f"{ptest}: unknown test sequence {unknown[0]!r}; expected TS1..TS6")
+        raise BadInputError(f"{ptest}: unknown test sequence {unknown[0]!r}; expected TS1..TS6")
     subjects = sorted({str(n).split(" ")[0] for n in train}, key=lambda s: int(s.lstrip("S")))
     print("prepare: " + present_summary(subjects, [n for n in TEST_SEQUENCES if n in test]))
 
@@ -119,7 +138,9 @@ def prepare_3dhp(root: str | Path) -> Path:
         d2, d3 = _sequence(name, "0", seq["data_2d"], seq["data_3d"], ptest)
         valid = np.asarray(seq["valid"]).reshape(-1).astype(bool)
         if len(valid) != len(d2):
-            raise ValueError(f"{ptest}: {name} has {len(valid)} valid flags for {len(d2)} frames")
+            raise BadInputError(
+                f"{ptest}: {name} has {len(valid)} valid flags for {len(d2)} frames"
+            )
         w, h = TEST_RESOLUTION.get(name, DEFAULT_RESOLUTION)
         record = {
             "split": "test",
@@ -132,6 +153,26 @@ def prepare_3dhp(root: str | Path) -> Path:
             "fps": None,
         }
         items.append((record, d2, d3, valid))
+    bad = []
+    for i, it in enumerate(items):
+        found = _nonfinite(*it, ptrain if it[0]["split"] == "train" else ptest)
+        if found:
+            bad.append((i, found))
+    if bad and nonfinite == "error":
+        more = f" (and {len(bad) - 1} more sequences)" if len(bad) > 1 else ""
+        raise BadInputError(
+            f"{bad[0][1]}{more}; fix the file, or prepare with --nonfinite drop to leave those "
+            "sequences out"
+        )
+    if bad:
+        dropped = {i for i, _ in bad}
+        items = [it for i, it in enumerate(items) if i not in dropped]
+        print(f"prepare: dropped {len(dropped)} sequences with NaN/Inf values, e.g. {bad[0][1]}")
+    if not items:
+        raise BadInputError(
+            f"{' + '.join(map(str, present))}: no sequence to prepare (every one dropped or the "
+            "files are empty); expected S1..S8 Seq1/2 (train) and TS1..TS6 (test)"
+        )
 
     def sequences() -> Iterator[CacheSequence]:
         for record, d2, d3, valid in items:
@@ -288,9 +329,15 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="convert the P-STMO npz files into the cache")
     prep.add_argument("--root", default="data/mpi_inf_3dhp")
+    prep.add_argument(
+        "--nonfinite",
+        choices=("error", "drop"),
+        default="error",
+        help="sequences with NaN/Inf: stop naming the first (default) or leave them out",
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    folder = prepare_3dhp(args.root)
+    folder = prepare_3dhp(args.root, args.nonfinite)
     cache = read_cache(folder)
     print(
         f"wrote {folder}: {cache.num_sequences} sequences, {len(cache.pos2d)} frames "
@@ -299,4 +346,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main))

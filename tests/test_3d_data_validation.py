@@ -145,3 +145,32 @@ def test_batch_larger_than_the_split_says_so_and_samples_are_named(tmp_path):
     i = int(torch.nonzero(batch["frame"] == 4)[0, 0])
     desc = dm.describe_sample(batch, i)
     assert desc.startswith(f"{dm.cache_folder}: S1 / Walking / ") and desc.endswith(", frame 4")
+
+
+def test_3dhp_prepare_refuses_nan_but_ignores_unscored_3d(tmp_path, capsys):
+    from callbacks.user_error import exit_code
+    from datamodules.mpi_inf_3dhp import main as main_3dhp
+    from datamodules.mpi_inf_3dhp import prepare_3dhp
+
+    rng = np.random.default_rng(0)
+
+    def seq(n):
+        return {"data_2d": rng.uniform(0, 2048, (n, 17, 2)),
+                "data_3d": rng.normal(0, 400.0, (n, 17, 3))}  # fmt: skip
+
+    train = {"S1 Seq1": [{0: seq(6), 1: seq(6)}, 50]}
+    test = {"TS1": dict(seq(5), valid=np.array([1.0, 1, 0, 1, 1]))}
+    test["TS1"]["data_3d"][2] = np.nan  # an invalid (never scored) frame: fine
+    np.savez_compressed(tmp_path / "data_test_3dhp.npz", data=test)
+    train["S1 Seq1"][0][1]["data_2d"][3, 0, 0] = np.inf
+    np.savez_compressed(tmp_path / "data_train_3dhp.npz", data=train)
+    rc = exit_code(main_3dhp, ["prepare", "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (
+        f"error: {tmp_path / 'data_train_3dhp.npz'}: S1 Seq1 camera 1: 1 frames with NaN/Inf 2D "
+        "values (first: frame 3); fix the file, or prepare with --nonfinite drop to leave those "
+        "sequences out\n"
+    )
+    cache = read_cache(prepare_3dhp(tmp_path, nonfinite="drop"))
+    assert [(r["name"], r["camera"]) for r in cache.sequences] == [("S1 Seq1", "0"), ("TS1", "0")]
+    assert "dropped 1 sequences with NaN/Inf values" in capsys.readouterr().out
