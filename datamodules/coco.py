@@ -32,6 +32,7 @@ from callbacks.user_error import BadInputError, exit_code
 from datamodules.coco_transforms import AugmentConfig, crop_matrix, sample_augmentation, warp_sample
 from datamodules.generated_folder import claim, is_current, owned_by
 from datamodules.image_io import CorruptImageError, read_image, verify_images
+from datamodules.sample_rng import current_rank, sample_rng
 from datamodules.skeleton import COCO
 from pose2d.cli_types import BoxSource, plain
 from pose2d.heatmaps import encode_gaussian, heatmap_size_for, joints_to_heatmap_coords
@@ -251,6 +252,7 @@ class CocoKeypoints(Dataset):
         self.joints, self.visible, self.box_score = rec["joints"], rec["visible"], rec["box_score"]
         self.center, self.scale = box_to_center_scale(rec["box"], self.aspect_ratio, padding)
         self.bad_files: set[str] = set()
+        self.rank = 0  # global DDP rank, set by the DataModule's loader (augmentation streams)
 
     def __len__(self) -> int:
         return len(self.image_id)
@@ -280,9 +282,9 @@ class CocoKeypoints(Dataset):
         )
 
     def _rng(self) -> np.random.Generator:
-        # Drawn from torch's RNG: distinct per DataLoader worker and epoch, reproducible with
-        # seed_everything (numpy's global state is copied identically into every worker).
-        return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        # Distinct per DDP rank, DataLoader worker and epoch, reproducible with seed_everything
+        # (datamodules/sample_rng.py); numpy's global state is the same in every worker.
+        return sample_rng(self.rank)
 
     def _make_sample(self, i: int, image: np.ndarray) -> dict[str, torch.Tensor]:
         joints, vis = self.joints[i], self.visible[i]
@@ -494,6 +496,7 @@ class CocoKeypointsDataModule(pl.LightningDataModule):
 
     def _loader(self, ds: Dataset, train: bool) -> DataLoader:
         hp = self.hparams
+        ds.rank = current_rank(self.trainer)
         workers = hp.num_workers
         if train and len(ds) < hp.batch_size:
             rank_zero_warn(

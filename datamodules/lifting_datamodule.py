@@ -19,6 +19,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
+from datamodules.sample_rng import current_rank
 from datamodules.sequence_cache import SequenceCache, cache_exists, read_cache
 from datamodules.skeleton import Skeleton
 from datamodules.windows import PoseWindowDataset, build_samples, collate_batched
@@ -150,6 +151,7 @@ class LiftingDataModule(pl.LightningDataModule):
     def _loader(self, dataset: PoseWindowDataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
+        dataset.rank = current_rank(self.trainer)  # flip draws differ between DDP ranks
         if train and len(dataset) < self.batch_size:
             rank_zero_warn(
                 f"batch_size {self.batch_size} is larger than the {len(dataset)} training "

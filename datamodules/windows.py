@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.sample_rng import sample_rng
 from datamodules.sequence_cache import SequenceCache, read_cache
 from datamodules.skeleton import Skeleton, flip_pose
 
@@ -89,7 +90,8 @@ class PoseWindowDataset(Dataset):
       dataset holds every window twice, ids ``[0, M)`` as is and ``[M, 2M)`` mirrored, so a
       shuffled epoch sees each window once in each orientation (``len = 2M``).
     - ``flip_prob > 0``: each window is mirrored with that probability when it is drawn (the
-      random draw uses torch's generator, which the DataLoader seeds per worker; ``len = M``).
+      draw mixes torch's generator, seeded per DataLoader worker, with the DDP rank:
+      ``datamodules/sample_rng.py``; ``len = M``).
 
     The cache is opened lazily and dropped when pickled, so worker processes memory-map the
     files themselves instead of receiving a copy of the arrays.
@@ -130,6 +132,7 @@ class PoseWindowDataset(Dataset):
         self.frames, self.skeleton = frames, skeleton
         self.downsample, self.flip_prob, self.flip_double = downsample, flip_prob, flip_double
         self._cache = cache
+        self.rank = 0  # global DDP rank, set by the DataModule's loader (flip streams differ)
         window_rows(
             np.zeros(1, np.int64),
             np.ones(1, np.int64),
@@ -168,7 +171,7 @@ class PoseWindowDataset(Dataset):
         if self.flip_double:
             flip = ids >= m
         elif self.flip_prob > 0:
-            flip = (torch.rand(len(ids)) < self.flip_prob).numpy()
+            flip = sample_rng(self.rank).random(len(ids)) < self.flip_prob  # rank-aware
         if flip is not None and flip.any():
             x2d[flip] = flip_pose(x2d[flip], self.skeleton)
             x3d[flip] = flip_pose(x3d[flip], self.skeleton)
