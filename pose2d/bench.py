@@ -1,8 +1,23 @@
-"""Train-step throughput (images/s) and peak memory of the 2D detector.
+"""Train-step throughput (images/s) and peak memory of the 2D detector: the reference mode against
+our fast path, side by side in one run on one device.
 
-``python -m pose2d.bench --width 32 --batch 32 --precision bf16-mixed --channels-last``. Runs on
-CUDA when present, else on CPU (there the defaults shrink to a batch of 2 at 256×192 unless
-given). Synthetic inputs: this measures the network + optimiser, not data loading.
+    python -m pose2d.bench                    # CUDA: W32 and W48 at B=32 and 64, 256×192
+    python -m pose2d.bench --quick            # CUDA: shorter measurement window
+    python -m pose2d.bench --width 32 --batch 2   # CPU default: W32, B=2
+
+Rows, per (width, B):
+
+- ``reference``: HRNet without CAM, fp32, eager, contiguous (NCHW) tensors, ``cudnn.benchmark``
+  off, Adam's default implementation: the official model and step.
+- ``reference bf16``: the same under bf16 autocast, the denominator of every ratio (``×``).
+- ``reference paper``: HRNet + CAM ``paper`` in reference mode (CAM's own cost).
+- ``fast HRNet`` / ``fast paper``: ``--fast-precision`` (bf16 on CUDA, fp32 on CPU), channels-last
+  tensors, ``cudnn.benchmark``, fused Adam on CUDA, optionally ``--compile``; without / with CAM.
+
+Steps run interleaved across rows (one step of each in turn) on synthetic inputs, so this measures
+the network + optimiser, not data loading (``python -m datamodules.loader_bench`` measures that).
+CUDA steps are timed with ``synchronize`` (wall clock), CPU steps with this process's CPU time.
+The table is printed and written with its settings to ``--json`` (atomically).
 """
 
 from __future__ import annotations
@@ -10,14 +25,165 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
+from callbacks.atomic_io import atomic_write_text
 from pose2d.hrnet import PoseHighResolutionNet
 from pose2d.loss import JointsMSELoss
 
 _DTYPES = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+DENOMINATOR = "reference bf16"
+TINY = dict(num_blocks=2, stage_modules=[1, 1, 1], stem_channels=16)
+
+
+@dataclass
+class Row:
+    """One configuration of the comparison table."""
+
+    name: str
+    cam_placement: str
+    precision: str
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+    times: list[float] = field(default_factory=list)
+    peak_bytes: int = 0
+    error: str = ""
+
+
+def default_rows(fast_precision: str, cam: str, compile: bool, cuda: bool) -> list[Row]:
+    """The five rows of the module docstring."""
+    fast = dict(channels_last=True, cudnn_benchmark=cuda, fused_adam=cuda, compile=compile)
+    return [
+        Row("reference", "none", "32-true"),
+        Row(DENOMINATOR, "none", "bf16-mixed"),
+        Row("reference paper", cam, "32-true"),
+        Row("fast HRNet", "none", fast_precision, **fast),
+        Row("fast paper", cam, fast_precision, **fast),
+    ]
+
+
+class _Step:
+    """Network, optimiser and inputs of one row; ``__call__`` runs one train step."""
+
+    def __init__(self, row: Row, width: int, batch: int, input_hw: tuple[int, int],
+                 device: torch.device, seed: int = 0, **model_kwargs):  # fmt: skip
+        if row.precision not in _DTYPES:
+            raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {row.precision!r}")
+        torch.manual_seed(seed)
+        self.row, self.device, self.dtype = row, device, _DTYPES[row.precision]
+        model = PoseHighResolutionNet(width=width, cam_placement=row.cam_placement, **model_kwargs)
+        fmt = torch.channels_last if row.channels_last else torch.contiguous_format
+        self.model = model.to(device).to(memory_format=fmt).train()
+        self.run = torch.compile(self.model) if row.compile else self.model
+        h, w = input_hw
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(batch, 3, h, w, generator=gen).to(device).contiguous(memory_format=fmt)
+        joints = self.model.final_layer.out_channels
+        self.target = torch.rand(batch, joints, h // 4, w // 4, generator=gen).to(device)
+        self.weight = torch.ones(batch, joints, 1, device=device)
+        fused = {"fused": True} if row.fused_adam else {}
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, **fused)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.crit = JointsMSELoss()
+
+    def __call__(self) -> None:
+        torch.backends.cudnn.benchmark = self.row.cudnn_benchmark
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):  # fmt: skip
+            loss = self.crit(self.run(self.x), self.target, self.weight)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
+
+def _timed(step: _Step, device: torch.device) -> tuple[float, int]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize(device)
+        return time.perf_counter() - t0, torch.cuda.max_memory_allocated(device)
+    t0 = time.process_time()
+    step()
+    return time.process_time() - t0, 0
+
+
+def measure(rows: list[Row], width: int, batch: int, input_hw: tuple[int, int], steps: int,
+            warmup: int, device: torch.device, **model_kwargs) -> list[Row]:  # fmt: skip
+    """Fill ``times``/``peak_bytes`` (or ``error``: out of memory) of every row, interleaved."""
+    built: dict[str, _Step] = {}
+    for row in rows:
+        try:
+            built[row.name] = _Step(row, width, batch, input_hw, device, **model_kwargs)
+            for _ in range(warmup):
+                built[row.name]()
+        except torch.OutOfMemoryError:
+            row.error = "out of memory"
+            built.pop(row.name, None)
+            torch.cuda.empty_cache()
+    for _ in range(steps):
+        for row in rows:
+            if row.name in built:
+                try:
+                    dt, peak = _timed(built[row.name], device)
+                except torch.OutOfMemoryError:
+                    row.error = "out of memory"
+                    del built[row.name]
+                    torch.cuda.empty_cache()
+                    continue
+                row.times.append(dt)
+                row.peak_bytes = max(row.peak_bytes, peak)
+    torch.backends.cudnn.benchmark = False
+    return rows
+
+
+def summarise(rows: list[Row], width: int, batch: int) -> list[dict]:
+    out = []
+    for r in rows:
+        d = {"width": width, "batch": batch, "row": r.name, "cam_placement": r.cam_placement,
+             "precision": r.precision, "channels_last": r.channels_last,
+             "cudnn_benchmark": r.cudnn_benchmark, "fused_adam": r.fused_adam,
+             "compile": r.compile, "steps": len(r.times), "error": r.error}  # fmt: skip
+        if r.times:
+            d["images_per_s"] = batch / statistics.median(r.times)
+            d["images_per_s_min"] = batch / max(r.times)
+            d["images_per_s_max"] = batch / min(r.times)
+        d["peak_gib"] = r.peak_bytes / 2**30 if r.peak_bytes else None
+        out.append(d)
+    den = next((d.get("images_per_s") for d in out if d["row"] == DENOMINATOR), None)
+    for d in out:
+        d["ratio"] = d["images_per_s"] / den if den and "images_per_s" in d else None
+    return out
+
+
+def table(summary: list[dict]) -> str:
+    lines = ["| HRNet | B | row | CAM | precision | train img/s (median) | min–max | peak GiB "
+             "| × bf16 ref |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for d in summary:
+        name = f"W{d['width']}"
+        if "images_per_s" not in d:
+            lines.append(f"| {name} | {d['batch']} | {d['row']} | {d['cam_placement']} | "
+                         f"{d['precision']} | {d['error'] or 'not run'} | | | |")  # fmt: skip
+            continue
+        opts = "".join(s for s, on in ((" + NHWC", d["channels_last"]),
+                                       (" + compile", d["compile"])) if on)  # fmt: skip
+        peak = "–" if d["peak_gib"] is None else f"{d['peak_gib']:.2f}"
+        ratio = "–" if d["ratio"] is None else f"{d['ratio']:.2f}"
+        lines.append(
+            f"| {name} | {d['batch']} | {d['row']} | {d['cam_placement']} | {d['precision']}{opts}"
+            f" | {d['images_per_s']:.2f} | {d['images_per_s_min']:.2f}–{d['images_per_s_max']:.2f}"
+            f" | {peak} | {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 def bench_train_step(
@@ -32,86 +198,80 @@ def bench_train_step(
     device: str | None = None,
     **model_kwargs,
 ) -> dict:
-    """Time ``steps`` Adam train steps after ``warmup``; returns a plain dict of results."""
-    if precision not in _DTYPES:
-        raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+    """Time ``steps`` Adam train steps of one configuration; returns a plain dict of results."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = _DTYPES[precision]
-    model = PoseHighResolutionNet(width=width, cam_placement=cam_placement, **model_kwargs).to(dev)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt).train()
-    h, w = input_hw
-    x = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=fmt)
-    target = torch.rand(batch, model.final_layer.out_channels, h // 4, w // 4, device=dev)
-    weight = torch.ones(batch, target.shape[1], device=dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    scaler = torch.amp.GradScaler(dev.type, enabled=dtype == torch.float16)
-    crit = JointsMSELoss()
-
-    def step() -> None:
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = crit(model(x), target, weight)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
+    row = Row("single", cam_placement, precision, channels_last)
+    step = _Step(row, width, batch, input_hw, dev, **model_kwargs)
     for _ in range(warmup):
         step()
-    sync()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    t0 = time.perf_counter()
     for _ in range(steps):
-        step()
-    sync()
-    dt = time.perf_counter() - t0
-    if dev.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-        hw = torch.cuda.get_device_name(dev)
+        dt, peak = _timed(step, dev)
+        row.times.append(dt)
+        row.peak_bytes = max(row.peak_bytes, peak)
+    cuda = dev.type == "cuda"
+    if cuda:
+        peak_mb, hw = row.peak_bytes / 2**20, torch.cuda.get_device_name(dev)
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process RSS
         hw = f"CPU ({torch.get_num_threads()} threads)"
-    return {
-        "device": hw,
-        "width": width,
-        "cam_placement": cam_placement,
-        "batch": batch,
-        "input_hw": list(input_hw),
-        "precision": precision,
-        "channels_last": channels_last,
-        "steps": steps,
-        "images_per_s": round(batch * steps / dt, 2),
-        "s_per_step": round(dt / steps, 4),
-        "peak_memory_mb": round(peak_mb, 1),
-        "memory_kind": "cuda max_allocated" if dev.type == "cuda" else "process max RSS",
-    }
+    dt = statistics.median(row.times)
+    return {"device": hw, "width": width, "cam_placement": cam_placement, "batch": batch,
+            "input_hw": list(input_hw), "precision": precision, "channels_last": channels_last,
+            "steps": steps, "images_per_s": round(batch / dt, 2), "s_per_step": round(dt, 4),
+            "peak_memory_mb": round(peak_mb, 1),
+            "memory_kind": "cuda max_allocated" if cuda else "process max RSS"}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
     cuda = torch.cuda.is_available()
-    ap = argparse.ArgumentParser(prog="python -m pose2d.bench", description=__doc__)
-    ap.add_argument("--width", type=int, default=32)
-    # Defaults measure the paper's model (W32 + CAM) at issue 4's 64 images per GPU.
-    ap.add_argument("--cam", default="paper", help="cam_placement preset or sites (none: HRNet)")
-    ap.add_argument("--batch", type=int, default=64 if cuda else 2)
+    ap = argparse.ArgumentParser(prog="python -m pose2d.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--width", type=int, nargs="+", default=[32, 48] if cuda else [32])
+    ap.add_argument("--cam", default="paper", help="CAM of the paper rows (preset or sites)")
+    ap.add_argument("--batch", type=int, nargs="+", default=[32, 64] if cuda else [2])
     ap.add_argument("--input", type=int, nargs=2, default=[256, 192], metavar=("H", "W"))
-    ap.add_argument("--precision", default="bf16-mixed" if cuda else "32-true",
+    ap.add_argument("--fast-precision", default="bf16-mixed" if cuda else "32-true",
                     choices=sorted(_DTYPES))  # fmt: skip
-    ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--steps", type=int, default=20 if cuda else 3)
-    ap.add_argument("--warmup", type=int, default=3 if cuda else 1)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the fast rows")
+    ap.add_argument("--rows", nargs="+", help="only these rows (names as in the table)")
+    ap.add_argument("--quick", action="store_true", help="short measurement window")
+    ap.add_argument("--steps", type=int, help="timed rounds (default 20 on CUDA, 3 on CPU)")
+    ap.add_argument("--warmup", type=int, help="untimed steps per row (default 5 / 1)")
+    ap.add_argument("--threads", type=int, help="torch threads (CPU); default: torch's")
+    ap.add_argument("--tiny", action="store_true", help="a shallow HRNet: only checks it runs")
+    ap.add_argument(
+        "--json", default=None, help="result file (default runs/bench/pose2d_<dev>.json)"
+    )
     args = ap.parse_args(argv)
-    res = bench_train_step(
-        args.width, args.cam, args.batch, tuple(args.input), args.precision,
-        args.channels_last, args.steps, args.warmup,
-    )  # fmt: skip
-    print(json.dumps(res))
-    return res
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if cuda else "cpu")
+    steps = args.steps or ((8 if args.quick else 20) if cuda else 3)
+    warmup = args.warmup if args.warmup is not None else ((3 if args.quick else 5) if cuda else 1)
+    hw = torch.cuda.get_device_name(0) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    head = (f"device: {hw}; torch {torch.__version__}; input {args.input[0]}×{args.input[1]}; "
+            f"{steps} interleaved steps after {warmup} warm-up; clock: "
+            f"{'synchronised wall' if cuda else 'process CPU time'}")  # fmt: skip
+    print(head, flush=True)
+    summary: list[dict] = []
+    for width in args.width:
+        for batch in args.batch:
+            rows = default_rows(args.fast_precision, args.cam, args.compile, cuda)
+            if args.rows:
+                rows = [r for r in rows if r.name in args.rows]
+            measure(rows, width, batch, tuple(args.input), steps, warmup, device,
+                    **(TINY if args.tiny else {}))  # fmt: skip
+            part = summarise(rows, width, batch)
+            summary += part
+            print(table(part), flush=True)
+    result = {"header": head, "device": hw, "torch": torch.__version__,
+              "input_hw": list(args.input), "steps": steps, "warmup": warmup,
+              "rows": summary}  # fmt: skip
+    out = Path(args.json or f"runs/bench/pose2d_{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return result
 
 
 if __name__ == "__main__":

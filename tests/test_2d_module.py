@@ -227,13 +227,17 @@ def test_table_reads_the_box_source_the_run_used(tmp_path):
         table_main([str(run / "metrics.json"), "--ckpt", str(tmp_path / "m.ckpt"), "--boxes=det"])
 
 
-def test_bench_defaults_to_the_paper_model(capsys):
+def test_bench_defaults_to_the_paper_model(capsys, tmp_path):
     """``make bench-2d`` with no CAM= measures W32 + CAM (the paper's detector), not HRNet."""
     from pose2d.bench import main as bench_main
 
     r = bench_main(["--width", "8", "--batch", "1", "--input", "64", "64", "--steps", "1",
-                    "--warmup", "0"])  # fmt: skip
-    assert r["cam_placement"] == "paper" and r["images_per_s"] > 0
+                    "--warmup", "0", "--tiny", "--rows", "reference", "fast paper",
+                    "--json", str(tmp_path / "b.json")])  # fmt: skip
+    rows = {d["row"]: d for d in r["rows"]}
+    assert rows["fast paper"]["cam_placement"] == "paper" and rows["fast paper"]["images_per_s"] > 0
+    assert rows["reference"]["cam_placement"] == "none" and not rows["reference"]["channels_last"]
+    assert json.loads((tmp_path / "b.json").read_text())["rows"] == r["rows"]
 
 
 def test_test_stage_reports_the_test_boxes(tmp_path, caplog):
