@@ -5,7 +5,8 @@ Lightning restores model, optimizer, scheduler and loop counters but not the RNG
 stored as tensors / ints / lists only, so the checkpoint still loads with
 ``torch.load(..., weights_only=True)`` (a raw numpy state would not). Rank 0's state is the one
 saved; every rank gets it back, as every rank starts from the same seed anyway
-(``seed_everything`` seeds all ranks alike; worker seeds add the rank).
+(``seed_everything`` seeds all ranks alike; the augmentation streams mix in the rank,
+``datamodules/sample_rng.py``).
 """
 
 from __future__ import annotations
