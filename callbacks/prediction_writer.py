@@ -9,7 +9,8 @@ once), and rank 0 writes the files atomically (temp file in the same folder, the
 - :class:`CocoKeypointsWriter` (2D): ``<dir>/keypoints_predict_results.json``, a COCO keypoint
   results list (rescored + OKS-NMS, as evaluated), and optionally ``keypoints_predict.npz`` with
   the raw per-box arrays (``image_id``, ``keypoints (N, 17, 3)`` image px + score, ``box_score``,
-  ``area``, ``index``).
+  ``area``, ``index``); for an image folder (``--data.predict_images``) also
+  ``keypoints_predict_images.json``, the ``images`` list (``id``, ``file_name``).
 - :class:`PoseSequenceWriter` (3D): ``<dir>/predictions_3d.npz``, one array per sequence named
   ``<subject>/<action>/<camera>`` holding ``(F, J, 3)`` camera-space root-relative metres at the
   predicted frames, ``frames/<key>`` the frame numbers, ``target/<key>`` the dataset's 3D and
@@ -81,6 +82,12 @@ class _GatheringWriter(BasePredictionWriter):
         raise NotImplementedError
 
 
+def predict_dataset(trainer: pl.Trainer):
+    """The dataset of the (first) predict dataloader."""
+    loader = trainer.predict_dataloaders
+    return (loader[0] if isinstance(loader, list | tuple) else loader).dataset
+
+
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """``np.savez`` of plain (pickle-free) arrays, written atomically."""
     buf = io.BytesIO()
@@ -117,6 +124,11 @@ class CocoKeypointsWriter(_GatheringWriter):
                                 rows["area"], oks_nms_thresh=self.oks_nms_thresh)  # fmt: skip
         path = atomic_write_text(out / self.name, json.dumps(results))
         msg = f"predict: {len(results)} people in {len(set(rows['image_id'].tolist()))} images"
+        images = getattr(predict_dataset(trainer), "images", None)
+        if images is not None:  # an image folder: which file each image_id is
+            names = atomic_write_text(out / "keypoints_predict_images.json",
+                                      json.dumps({"images": images}))  # fmt: skip
+            msg += f"; image ids -> files in {names}"
         if self.npz:
             save_npz(out / "keypoints_predict.npz", rows)
             msg += f"; raw boxes in {out / 'keypoints_predict.npz'}"
@@ -150,8 +162,7 @@ class PoseSequenceWriter(_GatheringWriter):
         self.name, self.with_target = name, with_target
 
     def write(self, trainer: pl.Trainer, rows: dict[str, np.ndarray], out: Path) -> None:
-        loader = trainer.predict_dataloaders
-        dataset = (loader[0] if isinstance(loader, list | tuple) else loader).dataset
+        dataset = predict_dataset(trainer)
         records = dataset.cache.sequences
         skeleton = dataset.skeleton
         arrays: dict[str, np.ndarray] = {}

@@ -12,6 +12,10 @@ Built in (``--boxes`` on the command line, see :func:`make_box_source`):
   ``{file_name: image_id}`` for folders not named like COCO.
 - ``detector:MODULE:FUNCTION``: a hook for a real detector the user has installed with its
   weights; ``FUNCTION(image) -> (N, 5)`` (nothing is downloaded at run time).
+- ``onnx:FILE[,option=value...]``: a person detector from a local ONNX file
+  (:mod:`pose2d.onnx_detector`).
+- ``track``: the previous frame's keypoint box, full frame to start
+  (:mod:`pose2d.keypoint_boxes`; the 2D stage feeds the keypoints back).
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ class CocoJsonBoxes:
             score = float(d.get("score", 1.0))
             if score >= min_score:
                 by_id[int(d["image_id"])].append([*map(float, d["bbox"]), score])
-        self.by_id = {k: np.asarray(v, dtype=np.float32) for k, v in by_id.items()}
+        # float64, as the COCO dataset reads them: crops equal the evaluation crops exactly
+        self.by_id = {k: np.asarray(v, dtype=np.float64) for k, v in by_id.items()}
 
     def image_id(self, index: int, name: str) -> int | None:
         """The ``image_id`` of frame ``index`` named ``name`` (``""`` for video frames)."""
@@ -178,6 +183,14 @@ def make_box_source(spec: str) -> BoxSource:
                     "[,map=FILE]"
                 )
         return CocoJsonBoxes(path, **kwargs)
+    if kind == "onnx" and rest:  # a person detector from a local ONNX file
+        from pose2d.onnx_detector import onnx_from_spec
+
+        return onnx_from_spec(rest)
+    if kind == "track":  # zero-install fallback: the previous frame's keypoint box
+        from pose2d.keypoint_boxes import KeypointBoxes
+
+        return KeypointBoxes()
     if kind == "detector" and ":" in rest:
         module, _, fn = rest.rpartition(":")
         try:
@@ -186,7 +199,8 @@ def make_box_source(spec: str) -> BoxSource:
             raise ValueError(f"--boxes {spec}: cannot import {module}.{fn}: {e}") from e
         return CallableBoxes(hook)
     raise ValueError(
-        f"unknown box source {spec!r}; use full, coco_json:PATH or detector:MODULE:FUNCTION"
+        f"unknown box source {spec!r}; use full, track, onnx:FILE, coco_json:PATH or "
+        "detector:MODULE:FUNCTION"
     )
 
 

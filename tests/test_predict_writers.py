@@ -130,3 +130,28 @@ def test_pose3d_predict_npz_scores_like_test(tmp_path, monkeypatch) -> None:
     again = metrics_from_predictions(tmp_path / "pred" / "predictions_3d.npz")
     for key in ("test/mpjpe", "test/p_mpjpe", "test/mpjve", "test/mpjpe/Walking"):
         assert again[key] == pytest.approx(tested[key], rel=1e-5), key
+
+
+def test_image_folder_crops_equal_the_evaluation_crops(tmp_path) -> None:
+    """``--data.predict_images`` + ``coco_json`` boxes crop exactly what validate crops from the
+    same detection file; ``full`` is one whole-image box per image."""
+    from datamodules.coco import CocoKeypoints
+    from datamodules.image_folder import ImageFolderCrops
+    from datamodules.synthetic_coco import generate_synthetic_coco
+
+    root = tmp_path / "syn"
+    generate_synthetic_coco(root, num_train=1, num_val=3, seed=0)
+    dets = root / "person_detection_results" / "synthetic_val2017_detections.json"
+    ref = CocoKeypoints(root, "val", (64, 64), boxes=str(dets))
+    crops = ImageFolderCrops(root / "val2017", (64, 64), f"coco_json:{dets}")
+    assert len(crops) == len(ref) > 0
+    by_key = {
+        (int(ref[i]["image_id"]), float(ref[i]["box_score"])): ref[i] for i in range(len(ref))
+    }
+    for i in range(len(crops)):
+        got = crops[i]
+        want = by_key[(int(got["image_id"]), float(got["box_score"]))]
+        for k in ("image", "center", "scale", "area"):
+            assert torch.equal(got[k], want[k]), k
+    full = ImageFolderCrops(root / "val2017", (64, 64), "full")
+    assert len(full) == 3 and [im["id"] for im in full.images] == sorted(set(ref.image_id))
