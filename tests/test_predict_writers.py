@@ -108,10 +108,14 @@ def test_pose2d_predict_writes_the_results_validate_scores(tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(500)
 def test_pose3d_predict_npz_scores_like_test(tmp_path, monkeypatch) -> None:
-    """A converted PoseFormer file: ``pose3d test`` and ``pose3d.report`` on the
-    ``pose3d predict`` npz print the same P1/P2/MPJVE."""
+    """A converted PoseFormer file: ``pose3d.report`` on the npz that a 2-process DDP
+    ``pose3d predict`` wrote prints what a 1-process ``pose3d test`` logged (every frame once)."""
+    import os
+    import subprocess
+    import sys
+
     from pose3d.__main__ import main
     from pose3d.convert import main as convert
     from pose3d.report import metrics_from_predictions
@@ -123,11 +127,19 @@ def test_pose3d_predict_npz_scores_like_test(tmp_path, monkeypatch) -> None:
     assert convert(["poseformer", str(src), "--frames", "9", "--out", str(ckpt)]) == 0
     common = ["--config", "configs/pose3d/synthetic.yaml", f"--ckpt_path={ckpt}",
               f"--data.init_args.root={tmp_path / 'syn'}", "--data.init_args.synthetic_frames=40",
+              "--data.init_args.eval_batch_size=500",
               "--trainer.enable_progress_bar=false"]  # fmt: skip
     main(["test", *common, f"--run.dir={tmp_path / 'test'}"])
-    main(["predict", *common, f"--run.dir={tmp_path / 'pred'}"])
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    env.pop("MASTER_PORT", None)
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+    proc = subprocess.run([sys.executable, "-m", "pose3d", "predict", *common, *ddp,
+                           f"--run.dir={tmp_path / 'pred'}"], env=env, capture_output=True,
+                          text=True, timeout=400)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
     tested = json.loads((tmp_path / "test" / "metrics.json").read_text())["test"]
     again = metrics_from_predictions(tmp_path / "pred" / "predictions_3d.npz")
+    assert again["test/frames"] == tested["test/frames"] > 0
     for key in ("test/mpjpe", "test/p_mpjpe", "test/mpjve", "test/mpjpe/Walking"):
         assert again[key] == pytest.approx(tested[key], rel=1e-5), key
 
