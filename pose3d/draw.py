@@ -131,11 +131,10 @@ class SideBySide:
     def _ground_plane(self) -> None:
         x = np.linspace(self.lo[0], self.hi[0], 6)
         z = np.linspace(self.lo[2], self.hi[2], 6)
-        g = -self.ground
-        for v in x:
-            self.ax.plot([v, v], [z[0], z[-1]], [g, g], c=(0.75, 0.75, 0.75), lw=0.6)
-        for v in z:
-            self.ax.plot([x[0], x[-1]], [v, v], [g, g], c=(0.75, 0.75, 0.75), lw=0.6)
+        # One line artist for the whole grid (NaN breaks the segments): cheaper to draw.
+        xs = [c for v in x for c in (v, v, np.nan)] + [c for _ in z for c in (x[0], x[-1], np.nan)]
+        zs = [c for _ in x for c in (z[0], z[-1], np.nan)] + [c for v in z for c in (v, v, np.nan)]
+        self.ax.plot(xs, zs, np.full(len(xs), -self.ground), c=(0.55, 0.55, 0.55), lw=0.8)
 
     def plot_3d(
         self, pose: np.ndarray | list | None, title: str = "", ids: list[int] | None = None
@@ -154,6 +153,7 @@ class SideBySide:
         ax.set_yticklabels([])
         ax.set_zticklabels([])
         ax.set_title(title, fontsize=9)
+        ax.grid(self.ground is None)  # with a ground plane, the floor grid is the reference
         if self.ground is not None:
             self._ground_plane()
         poses = pose if isinstance(pose, list) else [pose]
