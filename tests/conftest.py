@@ -16,6 +16,22 @@ def _wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
+@pytest.fixture(scope="session")
+def cli_parsers() -> dict:
+    """``{"pose2d"|"pose3d": (root parser, fit parser)}`` of the real CLIs, built once (parse
+    only: nothing is instantiated)."""
+    import importlib
+
+    from jsonargparse import capture_parser
+
+    out = {}
+    for pkg in ("pose2d", "pose3d"):
+        main = importlib.import_module(f"{pkg}.__main__").main
+        root = capture_parser(lambda main=main: main(args=["fit"]))
+        out[pkg] = (root, root._subcommands_action._name_parser_map["fit"])
+    return out
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 

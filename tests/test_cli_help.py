@@ -4,11 +4,10 @@ names the real command, and runs show the documented progress bar / summary with
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import pytest
-from jsonargparse import ArgumentParser, capture_parser
+from jsonargparse import ArgumentParser
 from pytorch_lightning.callbacks import ModelSummary, RichProgressBar, TQDMProgressBar
 
 from callbacks.cli import display_callbacks, quiet_lightning_tips
@@ -16,17 +15,9 @@ from datamodules.h36m import H36MDataModule
 from datamodules.mpi_inf_3dhp import MPIINF3DHPDataModule
 
 
-def _root_parser(package: str):
-    main = importlib.import_module(f"{package}.__main__").main
-    return capture_parser(lambda: main(args=["fit"]))
-
-
 @pytest.fixture(scope="module")
-def parsers():
-    roots = {pkg: _root_parser(pkg) for pkg in ("pose2d", "pose3d")}
-    return {
-        pkg: (root, root._subcommands_action._name_parser_map["fit"]) for pkg, root in roots.items()
-    }
+def parsers(cli_parsers):
+    return cli_parsers
 
 
 def undocumented(parser, groups=("model", "data")) -> list[str]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from jsonargparse import capture_parser
 
 from callbacks.ablate import grid_points
 from callbacks.sweep import agent_command, agent_plan, with_ddp
@@ -92,15 +91,9 @@ def test_wandb_validator_is_not_a_rubber_stamp(wandb_sweeps) -> None:
     assert len(cfg.schema_violations_from_proposed_config(bad)) >= 2
 
 
-def _fit_parser(package: str):
-    main = importlib.import_module(f"{package}.__main__").main
-    root = capture_parser(lambda: main(args=["fit"]))
-    return root._subcommands_action._name_parser_map["fit"]
-
-
 @pytest.fixture(scope="module")
-def fit_parsers():
-    return {pkg: _fit_parser(pkg) for pkg in ("pose2d", "pose3d")}
+def fit_parsers(cli_parsers):
+    return {pkg: fit for pkg, (_, fit) in cli_parsers.items()}
 
 
 def _check_agent_commands_parse(path: Path, parsers: dict, every_point: bool) -> None:
