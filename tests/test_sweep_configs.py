@@ -137,3 +137,30 @@ def test_one_pinned_agent_per_gpu_or_one_ddp_agent() -> None:
     assert agent_plan([0, 1]) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
     assert agent_plan([0, 1], ddp=2) == [{"CUDA_VISIBLE_DEVICES": "0,1"}]
     assert agent_plan([]) == [{}]
+
+
+def test_make_sweep_dry_run_prints_pinned_agents_and_contacts_nobody(capsys, monkeypatch) -> None:
+    from callbacks.sweep import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr("wandb.sweep", lambda *a, **k: pytest.fail("contacted W&B"))
+    assert main(["configs/sweeps/table7.yaml", "--gpus", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "agent: CUDA_VISIBLE_DEVICES=0 wandb agent <entity>/attnpose-2d/<sweep-id>" in out
+    assert "agent: CUDA_VISIBLE_DEVICES=1 wandb agent" in out
+    assert "first run: /usr/bin/env python -m pose2d fit --config" in out
+    assert main(["configs/sweeps/table8.yaml", "--gpus", "2", "--ddp", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("agent: ") == 1 and "CUDA_VISIBLE_DEVICES=0,1" in out
+    assert out.rstrip().endswith("--trainer.devices=2 --trainer.strategy=ddp")
+
+
+def test_sweep_without_program_is_refused(tmp_path, capsys) -> None:
+    from callbacks.sweep import main
+
+    sweep = _load(ROOT / "configs/sweeps/table9.yaml")
+    del sweep["program"]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    assert main([str(path), "--dry-run"]) == 2
+    assert "no 'program'" in capsys.readouterr().err
