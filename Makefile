@@ -37,8 +37,8 @@ STAMP := $(VENV)/.installed
 help: ## List the targets and the variables they take
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: VENV PY TORCH_SPEC TORCH_INDEX GPUS PRECISION FRAMES DATA KEYPOINTS ROOT BACKBONE CAM"
-	@echo "  CKPT EVAL_DIR BOXES THREADS SWEEP DDP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES INFER_OUT"
-	@echo "  RENDER KP_NAME RENDER_ARGS"
+	@echo "  CKPT EVAL_DIR BOXES THREADS SWEEP DDP RESUME ARGS PYTEST_ARGS INPUT DET_CKPT LIFT_CKPT INFER_BOXES PEOPLE INFER_OUT"
+	@echo "  RENDER KP_NAME RENDER_ARGS QUICK"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -115,8 +115,8 @@ eval-2d: install ## Evaluate CKPT on COCO val (BOXES=gt|det) and print a Table I
 	$(PY) -m pose2d validate --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) --ckpt_path=$(CKPT) --data.val_boxes=$(POSE2D_BOXES) --run.dir=$(POSE2D_EVAL_DIR) $(ARGS)
 	$(PY) -m pose2d.table $(POSE2D_EVAL_DIR)/metrics.json --ckpt $(CKPT) --boxes $(BOXES)
 
-bench-2d: install ## Train-step images/s and peak memory of the 2D detector (CUDA if present, else tiny CPU run)
-	$(PY) -m pose2d.bench --width $(patsubst w%,%,$(BACKBONE)) $(if $(CAM),--cam $(CAM)) $(if $(filter 0 32 32-true,$(PRECISION)),,--precision $(PRECISION)) $(ARGS)
+bench-2d: install ## HRNet reference vs fast path, side by side: train img/s, peak memory, ratios (QUICK=1: short)
+	$(PY) -m pose2d.bench $(if $(CAM),--cam $(CAM)) $(if $(filter 1 yes true,$(QUICK)),--quick) $(ARGS)
 
 
 # --- sweeps / ablations (Tables VI-X) --------------------------------------------------------------
@@ -140,6 +140,7 @@ INPUT       ?=
 DET_CKPT    ?= runs/demo/2d/checkpoints/last.ckpt
 LIFT_CKPT   ?= runs/demo/3d/checkpoints/last.ckpt
 INFER_BOXES ?= full
+PEOPLE      ?= main
 INFER_OUT   ?= runs/infer
 RENDER      ?= data/h36m_render
 KP_NAME     ?= ours
@@ -149,9 +150,9 @@ RENDER_ARGS ?= --actions Directions Greeting Walking --max-frames 80
 demo: install ## Whole system on synthetic data: train small 2D+3D (or reuse runs/demo), render a clip, infer, pictures
 	$(PY) -m pose3d.demo $(ARGS)
 
-infer: install ## Image/video → 2D → 3D + pictures: INPUT= DET_CKPT= LIFT_CKPT= INFER_BOXES=full|coco_json:PATH INFER_OUT=
+infer: install ## Image/video → 2D → 3D + pictures: INPUT= DET_CKPT= LIFT_CKPT= INFER_BOXES=full|track|onnx:FILE|coco_json:PATH PEOPLE=main|all INFER_OUT=
 	@test -n "$(INPUT)" || { echo "set INPUT=video.mp4 | image folder | image"; exit 2; }
-	$(PY) -m pose3d.infer --input "$(INPUT)" --detector $(DET_CKPT) --lifter $(LIFT_CKPT) --out $(INFER_OUT) --boxes $(INFER_BOXES) $(ARGS)
+	$(PY) -m pose3d.infer --input "$(INPUT)" --detector $(DET_CKPT) --lifter $(LIFT_CKPT) --out $(INFER_OUT) --boxes $(INFER_BOXES) --people $(PEOPLE) $(ARGS)
 
 render-h36m: install ## Table V step 1: render data/synthetic_h36m as H36M-style videos into RENDER= (RENDER_ARGS subset)
 	$(PY) -m datamodules.render_h36m --source data/synthetic_h36m --out $(RENDER) $(RENDER_ARGS)
@@ -182,8 +183,12 @@ eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per actio
 	$(PY) -m pose3d test --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) --ckpt_path=$(CKPT) --run.dir=$(POSE3D_EVAL_DIR) $(ARGS)
 	$(PY) -m pose3d.report $(POSE3D_EVAL_DIR)/metrics.json
 
-bench-3d: install ## Lifter train-step seq/s + peak memory, full model vs PoseFormer (CUDA if present, else tiny CPU)
-	$(PY) -m pose3d.bench $(ARGS)
+bench-3d: install ## Lifter reference vs fast path, side by side: train seq/s, peak memory, ratios (QUICK=1: short)
+	$(PY) -m pose3d.bench $(if $(filter 1 yes true,$(QUICK)),--quick) $(ARGS)
+
+.PHONY: bench-loaders
+bench-loaders: install ## Loader throughput: COCO training images/s per worker (+16-worker projection), 3D windows/s
+	$(PY) -m datamodules.loader_bench $(if $(filter 1 yes true,$(QUICK)),--quick) $(ARGS)
 
 .PHONY: bench
-bench: bench-2d bench-3d ## Both benchmarks (train-step throughput and peak memory)
+bench: bench-2d bench-3d bench-loaders ## All benchmarks: 2D and 3D side by side (reference vs fast) and the loaders
