@@ -116,7 +116,8 @@ class NonFiniteGuard(Callback):
         saved = ""
         if self.save_checkpoint:
             self.checkpoint_path = os.path.join(self._dirpath(trainer), "nonfinite.ckpt")
-            trainer.save_checkpoint(self.checkpoint_path)  # collective too (barrier inside)
+            # full state (optimizer included), to resume from; collective too (barrier inside)
+            trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
             saved = f"; last good state saved to {self.checkpoint_path}"
         cause = what if bad else "another rank saw a non-finite value"
         if inputs:  # bad data, not bad optimisation: no learning-rate advice
