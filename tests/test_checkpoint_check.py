@@ -188,6 +188,18 @@ def test_eval_3d_with_a_2d_checkpoint_stops_before_the_run_folder(files, tmp_pat
     )
 
 
+def test_resume_from_a_checkpoint_of_the_other_stage(files, tmp_path, capsys):
+    from pose3d.__main__ import cli
+
+    run_dir = tmp_path / "run"
+    ckpt = files["dir"] / "det.ckpt"
+    rc = cli(["fit", "--config", "configs/pose3d/synthetic.yaml", f"--ckpt_path={ckpt}",
+              "--trainer.accelerator=cpu", f"--run.dir={run_dir}"])  # fmt: skip
+    line = _one_error_line(capsys)
+    assert rc == 2 and not run_dir.exists()
+    assert line.startswith(f"error: --ckpt_path {ckpt} is a 2D detector checkpoint")
+
+
 def test_eval_2d_with_a_poseformer_file(files, tmp_path, capsys):
     from pose2d.__main__ import cli
 
