@@ -40,7 +40,7 @@ def _assert_same(a: tuple, b: tuple, atol: float, rtol: float) -> None:
     for name in a[1]:
         scale = a[1][name].abs().max().clamp_min(1e-12)
         torch.testing.assert_close(a[1][name] / scale, b[1][name] / scale, atol=10 * atol,
-                                   rtol=10 * rtol, msg=lambda m, n=name: f"grad {n}: {m}")  # fmt: skip
+                                   rtol=10 * rtol, msg=lambda m, n=name: f"{n}: {m}")  # fmt: skip
 
 
 @pytest.mark.parametrize("tam_mode", TAM_MODES)
@@ -153,3 +153,28 @@ def test_cuda_fast_bf16_matches_reference_and_chunks_past_grid_limit() -> None:
 
     torch.testing.assert_close(attention_sdpa(big, big, big), attention_math(big, big, big),
                                atol=1e-4, rtol=1e-4)  # fmt: skip
+
+
+@pytest.mark.slow  # ~3 s on a quiet 2-core machine
+def test_short_training_run_fast_and_reference_reach_the_same_loss() -> None:
+    """25 Adam steps on one synthetic batch: both paths follow the same loss curve (they differ
+    only by fp32 rounding, which Adam does not amplify over so few steps)."""
+    gen = torch.Generator().manual_seed(4)
+    x, y = torch.randn(4, 9, 17, 2, generator=gen), 0.2 * torch.randn(4, 9, 17, 3, generator=gen)
+    tiny = dict(SMALL, spatial_dim=8, spatial_depth=1, temporal_depth=1, spatial_heads=2,
+                temporal_heads=2, sam_groups=2)  # fmt: skip
+    curves = []
+    for impl in LAYER_IMPLS:
+        torch.manual_seed(0)
+        model = PoseLifter(9, layer_impl=impl, **tiny)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        losses = []
+        for _ in range(25):
+            loss = (model(x) - y).norm(dim=-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curves.append(torch.tensor(losses))
+    assert curves[0][-1] < 0.7 * curves[0][0]  # it does learn
+    torch.testing.assert_close(curves[1], curves[0], atol=1e-4, rtol=1e-3)
