@@ -227,8 +227,9 @@ class OnnxPersonDetector:
     def _prepare(self, image_rgb: np.ndarray) -> tuple[np.ndarray, float]:
         canvas, ratio = letterbox(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), self.input_size)
         x = canvas.astype(np.float32)
-        if self.normalize == "rtmdet":
-            x = (x - RTMDET_MEAN) / RTMDET_STD
+        if self.normalize == "rtmdet":  # in place: a 640 × 640 frame is 4.9 MB of float32
+            x -= RTMDET_MEAN
+            x *= 1.0 / RTMDET_STD
         return x.transpose(2, 0, 1), ratio
 
     def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
