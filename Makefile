@@ -110,7 +110,7 @@ POSE2D_EVAL_DIR = $(or $(EVAL_DIR),runs/pose2d/eval-$(DATA)-$(BOXES)-$(CKPT_TAG)
 train-2d: install ## Train the 2D detector (BACKBONE=w32|w48 CAM= DATA=coco|synthetic GPUS PRECISION ARGS)
 	$(PY) -m pose2d fit --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) $(if $(CAM),--model.cam_placement=$(CAM)) $(RESUME_ARG) $(ARGS)
 
-eval-2d: install ## Evaluate CKPT on COCO val (BOXES=gt|det) and print a Table I row
+eval-2d: install ## Evaluate CKPT (a pose2d .ckpt or an official pose_hrnet_*.pth) on COCO val (BOXES=gt|det), print a Table I row
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
 	$(PY) -m pose2d validate --config $(POSE2D_CFG) $(POSE2D_DEV) --trainer.precision=$(PRECISION) --ckpt_path=$(CKPT) --data.val_boxes=$(POSE2D_BOXES) --run.dir=$(POSE2D_EVAL_DIR) $(ARGS)
 	$(PY) -m pose2d.table $(POSE2D_EVAL_DIR)/metrics.json --ckpt $(CKPT) --boxes $(BOXES)
@@ -178,7 +178,7 @@ POSE3D_EVAL_DIR = $(or $(EVAL_DIR),runs/pose3d/eval-$(DATA)-$(CKPT_TAG))
 train-3d: install ## Train the 3D lifter (DATA=h36m|3dhp|synthetic FRAMES KEYPOINTS ROOT GPUS PRECISION ARGS)
 	$(PY) -m pose3d fit --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) $(RESUME_ARG) $(ARGS)
 
-eval-3d: install ## Test CKPT and print the Table II (H36M P1/P2/MPJVE per action) or Table IV (3DHP) row
+eval-3d: install ## Test CKPT (a pose3d .ckpt, or one from python -m pose3d.convert) and print the Table II (H36M P1/P2/MPJVE per action) or Table IV (3DHP) row
 	@test -n "$(CKPT)" || { echo "set CKPT=path/to.ckpt"; exit 2; }
 	$(PY) -m pose3d test --config $(POSE3D_CFG) $(POSE3D_DEV) --trainer.precision=$(PRECISION) $(POSE3D_DATA) --ckpt_path=$(CKPT) --run.dir=$(POSE3D_EVAL_DIR) $(ARGS)
 	$(PY) -m pose3d.report $(POSE3D_EVAL_DIR)/metrics.json
