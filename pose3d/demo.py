@@ -4,7 +4,9 @@
    configs (the synthetic COCO-format and Human3.6M-format sets are generated on first use), or
    reuses the checkpoints of an earlier demo under ``--out`` (``--retrain`` forces training);
 2. renders a short synthetic clip (a test subject, one camera) with ``datamodules.render_h36m``;
-3. runs ``python -m pose3d.infer`` on it and prints where the pictures and arrays are.
+3. runs ``python -m pose3d.infer`` on it and prints where the pictures and arrays are;
+4. renders a two-person clip (``datamodules.render_people``, the second person enters a third
+   of the way in) and runs it with ``--people all`` (``--people-frames 0`` skips this).
 
     python -m pose3d.demo [--out runs/demo] [--epochs-2d 4] [--epochs-3d 2] [--batches-3d 150]
 """
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--frames", type=int, default=100, help="length of the rendered clip")
     p.add_argument("--batches-3d", type=int, default=150, help="train batches per 3D epoch")
     p.add_argument("--retrain", action="store_true", help="train even if checkpoints exist")
+    p.add_argument("--people-frames", type=int, default=40,
+                   help="two-person clip length for --people all (0: skip)")  # fmt: skip
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -87,6 +91,20 @@ def main(argv: list[str] | None = None) -> Path:
     ])  # fmt: skip
     t_infer = time.perf_counter() - t1
     n, tm = res.timings["frames"], res.timings
+    people_png = "-"
+    if a.people_frames > 0:  # every person: a rendered two-person clip, B entering mid-clip
+        from datamodules.render_people import render_people_clip
+
+        people = render_people_clip(clip_root / "people", frames=a.people_frames,
+                                    enter=(0, a.people_frames // 3))  # fmt: skip
+        res_people = infer([
+            "--input", str(people / "clip.mp4"), "--detector", str(ckpts["2d"]),
+            "--lifter", str(ckpts["3d"]), "--out", str(out / "result_people"), "--people", "all",
+            "--boxes", f"coco_json:{people / 'boxes.json'}", "--device", a.device,
+            "--png-every", "10",
+        ])  # fmt: skip
+        pngs = res_people.files.get("pngs") or []
+        people_png = pngs[-1] if pngs else "-"
     first_png = res.files["pngs"][0] if res.files.get("pngs") else "-"
     print(
         f"\ndemo done in {time.perf_counter() - t0:.0f} s (training/reuse {t_train:.0f} s, "
@@ -96,7 +114,9 @@ def main(argv: list[str] | None = None) -> Path:
         f"  pictures: {res.timings.get('seconds_pictures', 0):.1f} s\n"
         f"  arrays:   {res.files['npz']} and {res.files['json']}\n"
         f"  pictures: {result_dir / 'frames'}/ (e.g. {first_png})\n"
-        f"  video:    {res.files.get('video')}"
+        f"  video:    {res.files.get('video')}\n"
+        f"  every person (--people all, two-person clip): {out / 'result_people'}/ "
+        f"(e.g. {people_png})"
     )
     return result_dir
 

@@ -1,12 +1,15 @@
 """Image or video → per-frame 2D keypoints (HRNet, top-down) → 3D pose (lifter) → files + pictures.
 
     python -m pose3d.infer --input clip.mp4 --detector 2d.ckpt --lifter 3d.ckpt --out out/ \
-        [--boxes full|coco_json:PATH|detector:MODULE:FUNCTION] [--device cpu|cuda] [--compile]
+        [--boxes full|track|onnx:FILE|coco_json:PATH|detector:MODULE:FUNCTION] \
+        [--people main|all] [--fps F] [--no-resample] [--view side|camera|top] [--device cpu|cuda]
 
-Steps: person boxes per frame → main person (IoU tracking, ``pose2d.tracking``) → batched
+Steps: person boxes per frame → main person (IoU tracking, ``pose2d.tracking``; every person
+with ``--people all``, ``pose3d.people_pipeline``) → batched
 top-down 2D (COCO-17 + scores) → missing frames interpolated (or NaN) → COCO → H36M-17 →
-screen-normalised with the frame size → one edge-padded T-frame window per frame → lifter
-(centre frame) → ``results.npz`` / ``results.json`` and pictures (2D on the frame | 3D).
+screen-normalised with the frame size → resampled to the lifter's training frame rate
+(``pose3d.resample``) → one edge-padded T-frame window per frame → lifter (centre frame)
+→ ``results.npz`` / ``results.json`` and pictures (2D on the frame | 3D).
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ from pose2d.checkpoint import (
     detector_input_size,
 )
 from pose2d.missing import fill_missing
+from pose2d.people_topdown import estimate_2d_people, first_person
+from pose2d.prefetch_boxes import prefetch_boxes
 from pose2d.topdown import TopDownEstimator, estimate_2d
 from pose2d.tracking import MainPersonTracker
-from pose3d.draw import SideBySide
+from pose3d.draw import VIEWS, SideBySide
 from pose3d.output_folder import check_out_folder, clear_previous, record_outputs
 from pose3d.outputs import PictureWriter, write_results
-from pose3d.windows_infer import lift_sequence
+from pose3d.resample import lift_at_rate, lifter_frame_rate
+from pose3d.run_summary import run_summary
 
 # With --boxes full every frame gets the whole image as the person box, so a frame without a
 # person still yields keypoints, with low heatmap peaks. 0.1 is half the official per-joint
@@ -62,6 +68,7 @@ class PipelineResult:
     timings: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     low_score: np.ndarray | None = None  # (F,) bool: missing because the score was too low
+    tracks: dict = field(default_factory=dict)  # --people all: track_* arrays + main_track
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
@@ -72,6 +79,7 @@ class PipelineResult:
             "missing": self.missing,
             "boxes": self.boxes,
             "frame_size": self.frame_size,
+            **self.tracks,
         }
 
 
@@ -104,18 +112,25 @@ def run_pipeline(
     device: str | torch.device = "cpu",
     autocast_dtype: torch.dtype | None = None,
     min_score: float = 0.0,
+    src_fps: float | None = None,
+    lifter_fps: float | None = None,
+    resample: bool = True,
 ) -> PipelineResult:
     """Everything but the files: 2D for every frame, then 3D for every frame.
 
     ``min_score``: a frame whose person has a mean keypoint score below it is missing (with
     the whole frame as the box, a frame without a person still gets a pose: this tells).
+    ``src_fps`` / ``lifter_fps``: the input's and the lifter's frame rates; with ``resample``
+    the 2D is lifted at the lifter's rate (``pose3d.resample.lift_at_rate``).
     """
     if missing_mode not in ("interpolate", "nan"):  # before the (long) 2D and 3D passes
         raise ValueError(f"unknown --missing {missing_mode!r}; use interpolate or nan")
     t0 = time.perf_counter()
-    kpts, boxes, sizes = estimate_2d(
-        frames, estimator, box_source or FullFrameBoxes(), MainPersonTracker()
-    )
+    source = box_source or FullFrameBoxes()
+    if hasattr(source, "observe"):  # a feedback source (--boxes track): frame by frame
+        kpts, boxes, sizes = first_person(estimate_2d_people(frames, estimator, source))
+    else:
+        kpts, boxes, sizes = estimate_2d(frames, estimator, source, MainPersonTracker())
     t1 = time.perf_counter()
     with np.errstate(invalid="ignore"):
         low_score = np.isfinite(kpts).all(axis=(1, 2)) & (kpts[..., 2].mean(axis=1) < min_score)
@@ -129,9 +144,10 @@ def run_pipeline(
     else:
         lifter = lifter.eval().to(device)
         x = normalize_per_frame(h36m[..., :2], sizes)
-        pose_3d = lift_sequence(
-            lifter, x, frames_t, H36M, lift_batch, flip_3d, device, autocast_dtype
-        )
+        pose_3d = lift_at_rate(
+            lifter, x, frames_t, H36M, src_fps, lifter_fps, resample, batch_size=lift_batch,
+            flip_test=flip_3d, device=device, autocast_dtype=autocast_dtype,
+        )  # fmt: skip
     t2 = time.perf_counter()
     if missing_mode == "nan":
         filled = fill_missing(kpts, missing, "nan")
@@ -146,17 +162,26 @@ def run_pipeline(
 
 
 def write_pictures(
-    frames, result: PipelineResult, out_dir: Path, video: str | None, fps: float, png_every: int
-) -> PictureWriter:
-    """Pass 2 over the frames: ``[frame + 2D skeleton | 3D skeleton]`` as PNGs and MP4/GIF."""
-    draw = SideBySide(H36M)
+    frames, result: PipelineResult, out_dir: Path, video: str | None, fps: float, png_every: int,
+    view: str = "side",
+) -> PictureWriter:  # fmt: skip
+    """Pass 2 over the frames: ``[frame + 2D skeleton | 3D skeleton]`` as PNGs and MP4/GIF,
+    the 3D axes fixed over the whole clip (``SideBySide.fit_limits``)."""
+    draw = SideBySide(H36M, view=view)
+    draw.fit_limits(result.pose_3d)
     pics = PictureWriter(out_dir, video, fps, png_every)
-    for f, _, image in frames:
-        if image is None:  # unreadable: nothing to draw on
-            continue
-        title = f"frame {f}" + (" (missing, interpolated)" if result.missing[f] else "")
-        kp = None if not np.isfinite(result.keypoints_2d[f]).all() else result.keypoints_2d[f]
-        pics.add(f, _side(draw, image, kp, result.pose_3d[f], title))
+    try:
+        for f, _, image in frames:
+            if image is None:  # unreadable: nothing to draw on
+                continue
+            if video is None and (png_every <= 0 or f % png_every):
+                continue  # neither a PNG nor a video frame: not drawn
+            title = f"frame {f}" + (" (missing, interpolated)" if result.missing[f] else "")
+            kp = None if not np.isfinite(result.keypoints_2d[f]).all() else result.keypoints_2d[f]
+            pics.add(f, _side(draw, image, kp, result.pose_3d[f], title))
+    except BaseException:
+        pics.abort()  # no half-written video left behind
+        raise
     pics.close()
     return pics
 
@@ -178,7 +203,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--boxes",
         default="full",
-        help="full | coco_json:PATH[,min_score=S][,map=FILE] | detector:MOD:FN",
+        help="full | track | onnx:FILE[,score=S,...] | coco_json:PATH[,min_score=S][,map=FILE] "
+        "| detector:MOD:FN",
+    )
+    p.add_argument(
+        "--people",
+        default="main",
+        choices=("main", "all"),
+        help="main: the tracked main person; all: every person, tracked and lifted",
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile both networks")
@@ -215,7 +247,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--png-every", type=int, default=1, help="write every N-th picture (0: none)")
     p.add_argument("--no-pictures", action="store_true", help="only npz/json")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate for image folders")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="input frame rate (default: the video's; 25 for images)",
+    )
+    p.add_argument(
+        "--no-resample",
+        action="store_true",
+        help="lift the frames as they are, not at the lifter's training frame rate",
+    )
+    p.add_argument(
+        "--lifter-fps",
+        type=float,
+        default=None,
+        help="the lifter's training frame rate (default: from the checkpoint, else 50)",
+    )
+    p.add_argument("--view", default="side", choices=tuple(VIEWS), help="3D panel viewpoint")
     return p.parse_args(argv)
 
 
@@ -233,7 +282,10 @@ def main(argv: list[str] | None = None) -> PipelineResult:
 
     check_checkpoints(a.detector, a.lifter)
     check_out_folder(a.out)  # before any work: --out must not hold someone else's results
-    frames = open_frames(a.input, a.fps, on_unreadable="missing")
+    frames = open_frames(a.input, a.fps or 25.0, on_unreadable="missing")
+    if a.fps and frames.kind == "video":
+        frames.fps = a.fps  # the container's rate is wrong or missing
+    fps_source = "--fps" if a.fps else ("video" if frames.kind == "video" else "default; --fps")
     boxes = make_box_source(a.boxes)
     if hasattr(boxes, "check_coverage"):  # a box file matching no frame stops before any work
         paths = getattr(frames, "paths", None)
@@ -241,6 +293,11 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     detector = load_detector(a.detector)
     lifter = load_lifter(a.lifter)
     frames_t = lifter_frames(lifter, a.frames)
+    lifter_fps = a.lifter_fps or lifter_frame_rate(a.lifter)
+    shown = boxes.describe() if hasattr(boxes, "describe") else a.boxes
+    for line in run_summary(a.detector, a.lifter, shown, a.people, frames.fps, fps_source,
+                            lifter_fps, not a.no_resample, frames_t):  # fmt: skip
+        print(line)
     input_size = a.input_size or detector_input_size(a.detector)
     if a.compile:
         detector, lifter = torch.compile(detector), torch.compile(lifter)
@@ -252,10 +309,14 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     min_score = a.min_score if a.min_score is not None else (
         FULL_FRAME_MIN_SCORE if a.boxes == "full" else 0.0
     )  # fmt: skip
-    result = run_pipeline(
-        frames, est, lifter, frames_t, boxes, a.missing, 256, a.flip_3d,
-        a.device, dtype, min_score,
-    )  # fmt: skip
+    frames_2d, boxes = prefetch_boxes(frames, boxes)  # batch detectors see several frames
+    if a.people == "all":
+        result = _run_all_people(a, frames_2d, est, lifter, frames_t, boxes, lifter_fps, dtype)
+    else:
+        result = run_pipeline(
+            frames_2d, est, lifter, frames_t, boxes, a.missing, 256, a.flip_3d,
+            a.device, dtype, min_score, frames.fps, lifter_fps, not a.no_resample,
+        )  # fmt: skip
     out = Path(a.out)
     missing_idx = np.flatnonzero(result.missing).tolist()
     unreadable = getattr(frames, "unreadable", {})
@@ -278,6 +339,13 @@ def main(argv: list[str] | None = None) -> PipelineResult:
         "joint_names_coco": list(COCO.joint_names),
         "joint_names_h36m": list(H36M.joint_names),
         "lifter_frames": frames_t,
+        "fps_source": fps_source,
+        "lifter_fps": lifter_fps,
+        "resampled": bool(
+            not a.no_resample and lifter_fps and abs(frames.fps / lifter_fps - 1) >= 0.01
+        ),
+        "people": a.people,
+        "num_tracks": len(result.tracks.get("track_ids", [])) if a.people == "all" else None,
         "boxes": a.boxes,
         "timings": result.timings,
     }
@@ -303,12 +371,37 @@ def main(argv: list[str] | None = None) -> PipelineResult:
     )
     if not a.no_pictures:
         t = time.perf_counter()
-        pics = write_pictures(frames, result, out, video, frames.fps, a.png_every)
+        if a.people == "all":
+            from pose3d.people_pipeline import write_people_pictures
+
+            pics = write_people_pictures(frames, result.tracks, result.frame_size, out, video,
+                                         frames.fps, a.png_every, a.view)  # fmt: skip
+        else:
+            pics = write_pictures(frames, result, out, video, frames.fps, a.png_every, a.view)
         result.timings["seconds_pictures"] = time.perf_counter() - t
         result.files.update(pngs=pics.pngs, video=pics.video_path)
         shown = pics.pngs[0] if pics.pngs else None
-        print(f"pictures: {out / 'frames'} (e.g. {shown}); animation: {pics.video_path}")
+        codec = f" ({pics.codec})" if pics.codec else ""
+        print(f"pictures: {out / 'frames'} (e.g. {shown}); animation: {pics.video_path}{codec}")
     return result
+
+
+def _run_all_people(a, frames, est, lifter, frames_t, boxes, lifter_fps, dtype) -> PipelineResult:
+    """``--people all``: every track lifted (``pose3d.people_pipeline``); the main track fills
+    the single-person fields, the ``track_*`` arrays go to ``tracks``."""
+    from pose3d.people_pipeline import run_people_pipeline
+
+    main_arr, tracks, timings = run_people_pipeline(
+        frames, est, lifter.eval().to(a.device), frames_t, boxes, a.missing, frames.fps,
+        lifter_fps, not a.no_resample, batch_size=256, flip_test=a.flip_3d, device=a.device,
+        autocast_dtype=dtype,
+    )  # fmt: skip
+    tracks["main_track"] = main_arr.pop("main_track")
+    return PipelineResult(
+        main_arr["keypoints_2d"], main_arr["keypoints_2d_h36m"], main_arr["pose_3d"],
+        main_arr["missing"], main_arr["boxes"], main_arr["frame_size"], timings,
+        low_score=np.zeros(len(main_arr["missing"]), bool), tracks=tracks,
+    )  # fmt: skip
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -68,3 +68,8 @@ class PictureWriter:
     def close(self) -> None:
         if self._video is not None:
             self.video_path = self._video.close()
+
+    def abort(self) -> None:
+        """Drop the unfinished video (PNGs already written stay)."""
+        if self._video is not None:
+            self._video.abort()

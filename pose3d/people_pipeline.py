@@ -103,17 +103,21 @@ def write_people_pictures(
     draw.fit_limits(placed)
     pics = PictureWriter(out_dir, video, fps, png_every)
     ids = arr["track_ids"].tolist()
-    for f, _, image in frames:
-        if video is None and (png_every <= 0 or f % png_every):
-            continue  # neither a PNG nor a video frame: do not draw it
-        people = []
-        for k, tid in enumerate(ids):
-            lo, hi = arr["track_frames"][k]
-            if not lo <= f < hi:
-                continue
-            kp = arr["track_keypoints_2d"][k, f]
-            people.append((tid, kp if np.isfinite(kp).all() else None, arr["track_boxes"][k, f],
-                           placed[k, f]))  # fmt: skip
-        pics.add(f, draw.people(image, people, COCO, f"frame {f}: {len(people)} people"))
+    try:
+        for f, _, image in frames:
+            if image is None or (video is None and (png_every <= 0 or f % png_every)):
+                continue  # unreadable, or neither a PNG nor a video frame: not drawn
+            people = []
+            for k, tid in enumerate(ids):
+                lo, hi = arr["track_frames"][k]
+                if not lo <= f < hi:
+                    continue
+                kp = arr["track_keypoints_2d"][k, f]
+                people.append((tid, kp if np.isfinite(kp).all() else None,
+                               arr["track_boxes"][k, f], placed[k, f]))  # fmt: skip
+            pics.add(f, draw.people(image, people, COCO, f"frame {f}: {len(people)} people"))
+    except BaseException:
+        pics.abort()  # no half-written video left behind
+        raise
     pics.close()
     return pics
