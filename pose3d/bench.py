@@ -230,7 +230,7 @@ def fit_slice(batches: int, batch: int, device: str, extra: list[str] | None = N
                f"--data.init_args.batch_size={batch}", "--trainer.max_epochs=1",
                f"--trainer.limit_train_batches={batches}", "--trainer.limit_val_batches=0",
                "--trainer.num_sanity_val_steps=0", f"--trainer.accelerator={device}",
-               "--trainer.devices=1", "--trainer.enable_checkpointing=false",
+               "--trainer.devices=1",
                *(extra or [])]  # fmt: skip
         env = dict(os.environ, WANDB_MODE="disabled")
         t0 = time.perf_counter()
