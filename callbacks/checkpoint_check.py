@@ -69,11 +69,11 @@ NUMPY_RNG_STATE_GLOBALS: list = [
 ]
 
 _DESCRIPTION: dict[str, str] = {
-    "lightning_2d": "a 2D detector checkpoint (python -m pose2d fit)",
-    "lightning_3d": "a 3D lifter checkpoint (python -m pose3d fit)",
-    "hrnet_state_dict": "a plain HRNet pose state dict (official pose_hrnet_*.pth layout)",
-    "hrnet_imagenet": "an ImageNet HRNet classification state dict (hrnet_w*-*.pth)",
-    "poseformer": "an official PoseFormer checkpoint (model_pos)",
+    "lightning_2d": "a 2D detector checkpoint of python -m pose2d fit",
+    "lightning_3d": "a 3D lifter checkpoint of python -m pose3d fit",
+    "hrnet_state_dict": "a plain HRNet pose state dict in the official pose_hrnet_*.pth layout",
+    "hrnet_imagenet": "an ImageNet HRNet classification state dict",
+    "poseformer": "an official PoseFormer checkpoint",
 }
 
 

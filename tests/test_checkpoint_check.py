@@ -149,7 +149,7 @@ def _message(path, accept, role, **kw) -> str:
 def test_require_messages(files):
     d = files["dir"]
     msg = _message(d / "det.ckpt", ("lightning_3d",), "--lifter", hint="pass it as --detector")
-    assert "is a 2D detector checkpoint (python -m pose2d fit) (HRNet-W8, 17 joints)" in msg
+    assert "is a 2D detector checkpoint of python -m pose2d fit (HRNet-W8, 17 joints)" in msg
     assert msg.endswith("pass it as --detector")
     msg = _message(d / "detected27f.bin", ("lightning_3d",), "--ckpt_path")
     assert f"python -m pose3d.convert poseformer {d / 'detected27f.bin'} --frames 27" in msg
@@ -182,7 +182,7 @@ def test_eval_3d_with_a_2d_checkpoint_stops_before_the_run_folder(files, tmp_pat
     line = _one_error_line(capsys)
     assert rc == 2 and not run_dir.exists()
     assert line == (
-        f"error: --ckpt_path {ckpt} is a 2D detector checkpoint (python -m pose2d fit) "
+        f"error: --ckpt_path {ckpt} is a 2D detector checkpoint of python -m pose2d fit "
         "(HRNet-W8, 17 joints), but a 3D lifter checkpoint is expected here; give a .ckpt "
         "written by python -m pose3d fit (runs/pose3d/<run>/checkpoints/)"
     )
@@ -209,7 +209,7 @@ def test_eval_2d_with_a_poseformer_file(files, tmp_path, capsys):
               "--trainer.accelerator=cpu", f"--run.dir={run_dir}"])  # fmt: skip
     line = _one_error_line(capsys)
     assert rc == 2 and not run_dir.exists()
-    assert "is an official PoseFormer checkpoint (model_pos) (T=27)" in line
+    assert "is an official PoseFormer checkpoint (T=27)" in line
     assert "a 2D detector checkpoint is expected here" in line
 
 
