@@ -133,8 +133,8 @@ class RunLock:
 def previous_run(run_dir: str | os.PathLike, ckpt_dir: str | os.PathLike) -> Path | None:
     """A file showing that ``run_dir`` already holds a run: a checkpoint or ``metrics.json``."""
     ckpts = sorted(Path(ckpt_dir).glob("*.ckpt")) if Path(ckpt_dir).is_dir() else []
-    if ckpts:
-        return ckpts[0]
+    if ckpts:  # name last.ckpt when there is one: the file the hints are about
+        return next((p for p in ckpts if p.name == "last.ckpt"), ckpts[0])
     metrics = Path(run_dir) / "metrics.json"
     return metrics if metrics.is_file() else None
 
