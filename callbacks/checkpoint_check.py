@@ -68,6 +68,10 @@ NUMPY_RNG_STATE_GLOBALS: list = [
     np.random.RandomState,
 ]
 
+# What a detector / lifter argument may be (pose3d.infer, the exports, pose2d.export_keypoints).
+DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d", "hrnet_state_dict")
+LIFTER_KINDS: tuple[CheckpointKind, ...] = ("lightning_3d",)
+
 _DESCRIPTION: dict[str, str] = {
     "lightning_2d": "a 2D detector checkpoint of python -m pose2d fit",
     "lightning_3d": "a 3D lifter checkpoint of python -m pose3d fit",

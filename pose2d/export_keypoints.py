@@ -21,12 +21,15 @@ does.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from callbacks.checkpoint_check import DETECTOR_KINDS, require_checkpoint
+from callbacks.user_error import exit_code
 from datamodules.cameras import H36M_CAMERA_IDS, h36m_camera
 from datamodules.frames import VIDEO_SUFFIXES, VideoFrames
 from datamodules.h36m_files import write_2d_h36m
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--no-flip", action="store_true", help="no flip test")
     p.add_argument("--batch-size", type=int, default=64)
     a = p.parse_args(argv)
+    require_checkpoint(a.detector, DETECTOR_KINDS, "--detector")
     model = load_detector(a.detector)
     size = a.input_size or detector_input_size(a.detector)
     decode = a.decode or detector_decode_method(a.detector)
@@ -152,4 +156,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main))

@@ -10,6 +10,7 @@ batch axis. onnx/onnxruntime are optional (``pip install -e ".[deploy]"``).
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from callbacks.checkpoint_check import DETECTOR_KINDS, require_checkpoint
+from callbacks.user_error import exit_code
 from pose2d.checkpoint import add_input_size_argument, detector_input_size, load_detector
 
 OPSET = 17
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--opset", type=int, default=OPSET)
     p.add_argument("--check", action="store_true", help="compare with onnxruntime on 2 inputs")
     a = p.parse_args(argv)
+    require_checkpoint(a.ckpt, DETECTOR_KINDS, "--ckpt")
     model = load_detector(a.ckpt)
     w, h = a.input_size or detector_input_size(a.ckpt)
     example = torch.randn(2, 3, h, w)
@@ -85,4 +89,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main))

@@ -10,9 +10,12 @@ Input ``pose_2d`` ``(batch, T, 17, 2)`` normalised screen coordinates; output ``
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
+from callbacks.checkpoint_check import LIFTER_KINDS, require_checkpoint
+from callbacks.user_error import exit_code
 from pose2d.export_onnx import OPSET, export_onnx, onnx_parity
 
 
@@ -25,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     from pose3d.checkpoint import load_lifter
 
+    require_checkpoint(a.ckpt, LIFTER_KINDS, "--ckpt")
     model = load_lifter(a.ckpt)
     t, j = model.frames, model.num_joints
     path = export_onnx(model, torch.randn(2, t, j, 2), a.out, "pose_2d", "pose_3d", a.opset)
@@ -35,4 +39,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_code(main))

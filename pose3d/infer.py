@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
+from callbacks.checkpoint_check import DETECTOR_KINDS, LIFTER_KINDS, require_checkpoint
 from callbacks.user_error import exit_code
 from datamodules.cameras import normalize_screen_coordinates
 from datamodules.frames import open_frames
@@ -52,9 +52,6 @@ from pose3d.run_summary import run_summary
 # visibility threshold (in_vis_thre 0.2, used in rescoring): below it, most joints count as
 # not seen.
 FULL_FRAME_MIN_SCORE = 0.1
-# What --detector / --lifter may be (callbacks.checkpoint_check kinds).
-DETECTOR_KINDS: tuple[CheckpointKind, ...] = ("lightning_2d", "hrnet_state_dict")
-LIFTER_KINDS: tuple[CheckpointKind, ...] = ("lightning_3d",)
 
 
 @dataclass

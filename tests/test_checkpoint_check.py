@@ -230,3 +230,16 @@ def test_infer_with_swapped_checkpoints(files, tmp_path, capsys):
               "--lifter", str(d / "lift.ckpt"), "--out", str(out)])  # fmt: skip
     line = _one_error_line(capsys)
     assert rc == 2 and "clip.mp4" in line and "HRNet" not in line
+
+
+def test_exports_check_their_checkpoint_argument(files, tmp_path, capsys):
+    from callbacks.user_error import exit_code
+    from pose2d.export_keypoints import main as export_keypoints
+    from pose3d.export_onnx import main as export_lifter
+
+    d = files["dir"]
+    rc = exit_code(export_lifter, ["--ckpt", str(d / "det.ckpt"), "--out", str(tmp_path / "x")])
+    assert rc == 2 and "--ckpt " in _one_error_line(capsys) and not (tmp_path / "x").exists()
+    rc = exit_code(export_keypoints, ["--root", str(tmp_path), "--detector", str(d / "lift.ckpt")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and line.startswith(f"error: --detector {d / 'lift.ckpt'} is a 3D lifter")
