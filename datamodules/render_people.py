@@ -31,13 +31,15 @@ def render_people_clip(
     actions: tuple[str, ...] = ("Walking", "Greeting"),
     offsets_m: tuple[tuple[float, float], ...] = ((-0.9, 0.0), (0.9, 0.3)),
     enter: tuple[int, ...] = (0, 20),
+    drift_mps: tuple[tuple[float, float], ...] | None = None,
     scale: float = 0.32,
     fps: float = 50.0,
     seed: int = 0,
     subject: str = "S9",
     camera: int = 1,
 ) -> Path:
-    """Render ``len(actions)`` people (world x/y offsets ``offsets_m``, first frame ``enter``);
+    """Render ``len(actions)`` people (world x/y offsets ``offsets_m``, first frame ``enter``,
+    optionally moved by ``drift_mps`` world x/y metres per second each, e.g. to make them cross);
     returns ``out``. All people share one subject's body and camera."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,10 +48,13 @@ def render_people_clip(
     cam = h36m_camera(subject, camera)
     size = (round(cam.res_w * scale), round(cam.res_h * scale))
     px, depth, cam3d = [], [], []
-    for action, (dx, dy) in zip(actions, offsets_m, strict=True):
+    drift = drift_mps or [(0.0, 0.0)] * len(actions)
+    t = np.arange(frames)[:, None, None] / fps
+    for action, (dx, dy), (vx, vy) in zip(actions, offsets_m, drift, strict=True):
         key = next(k for k in pos3d[subject] if k.split(" ")[0] == action)
         world17 = pos3d[subject][key][:, list(H36M32_KEPT)].astype(np.float64)
         world17 = world17 - np.r_[world17[0, 0, :2], 0.0] + [dx, dy, 0.0]  # start at the offset
+        world17 = world17 + t * [vx, vy, 0.0]
         c3 = world_to_camera(world17, cam.orientation, cam.translation)
         cam3d.append(c3 - c3[:, :1])
         pts = world_to_camera(coco_points_3d(world17), cam.orientation, cam.translation)

@@ -71,3 +71,26 @@ def test_two_people_one_entering_mid_clip(clip, nets, tmp_path):
         return (img.reshape(-1, 3) == track_colour(tid)).all(1).sum() > 20
 
     assert has("000000", 0) and not has("000000", 1) and has("000020", 1)
+
+
+def test_two_rendered_people_crossing_keep_their_ids(nets, tmp_path):
+    """Two people walk towards each other across the frame and pass (around frame 31): each
+    track stays on its person before and after the crossing."""
+    frames_n = 40
+    clip = render_people_clip(tmp_path / "cross", frames=frames_n,
+                              actions=("Greeting", "Directions"),
+                              offsets_m=((-1.5, 0.0), (1.5, 0.0)), enter=(0, 0),
+                              drift_mps=((2.5, 0.0), (-2.5, 0.0)), scale=0.2)  # fmt: skip
+    det, lifter = nets
+    est = TopDownEstimator(det, (64, 64), flip_test=False, batch_size=16)
+    frames = open_frames(clip / "clip.mp4")
+    _, arr, _ = run_people_pipeline(frames, est, lifter, 9, CocoJsonBoxes(clip / "boxes.json"))
+    assert arr["track_ids"].tolist() == [0, 1] and arr["track_seen"].all()
+    truth = np.load(clip / "truth.npz")["px"][:, :, [11, 12], 0].mean(-1)  # hips' x (2, F)
+    gap = truth[0] - truth[1]
+    assert gap[0] < -50 and gap[-1] > 10  # they did cross
+    centre = arr["track_boxes"][:, :, 0] + arr["track_boxes"][:, :, 2] / 2  # (2, F)
+    clear = np.abs(gap) > 6  # frames where the two are apart enough to tell
+    for k in range(2):
+        near = np.abs(centre[k] - truth[k]) < np.abs(centre[k] - truth[1 - k])
+        assert near[clear].all(), (k, np.flatnonzero(~near & clear))
