@@ -10,6 +10,7 @@ until the new one is complete. A ``.tmp`` left by a kill is removed when the nex
 
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 from pathlib import Path
@@ -18,7 +19,16 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from callbacks.user_error import UserError
+
 TMP_SUFFIX = ".tmp"
+
+
+class DiskFullError(UserError, OSError):
+    """No space (or quota) left while writing a checkpoint: one line, exit status 2."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _is_local(path: str | os.PathLike) -> bool:
@@ -43,8 +53,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             tmp.unlink(missing_ok=True)  # e.g. disk full: the previous checkpoint is untouched
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(
+                    e.errno,
+                    f"cannot write checkpoint {path}: {e.strerror} (the checkpoints written "
+                    "before are untouched); free space on that disk, then continue with "
+                    "RESUME=1 (--ckpt_path=last)",
+                ) from e
             raise
         _fsync_dir(path.parent)
 
