@@ -120,6 +120,10 @@ def render_h36m(
     """Render every (subject, action) of ``source/data_3d_h36m.npz`` (optionally a subset, the
     first ``max_frames`` frames) × 4 cameras into ``out``; writes the subset's 3D file too."""
     source, out = Path(source), Path(out)
+    print(
+        f"render: unpickling {source / FILE_3D} (allow_pickle=True: the VideoPose3D format "
+        "stores pickled dicts; only render files you trust)"
+    )
     positions = load_pickled_npz(source / FILE_3D, "positions_3d")
     kept: dict = {}
     n_frames = 0
