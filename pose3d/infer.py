@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
             pics = write_pictures(frames, result, out, video, frames.fps, a.png_every, a.view)
         result.timings["seconds_pictures"] = time.perf_counter() - t
         result.files.update(pngs=pics.pngs, video=pics.video_path)
+        record_outputs(out, [*planned, *pics.pngs, pics.video_path])  # what was really written
         shown = pics.pngs[0] if pics.pngs else None
         codec = f" ({pics.codec})" if pics.codec else ""
         print(f"pictures: {out / 'frames'} (e.g. {shown}); animation: {pics.video_path}{codec}")
