@@ -178,3 +178,13 @@ def test_short_training_run_fast_and_reference_reach_the_same_loss() -> None:
         curves.append(torch.tensor(losses))
     assert curves[0][-1] < 0.7 * curves[0][0]  # it does learn
     torch.testing.assert_close(curves[1], curves[0], atol=1e-4, rtol=1e-3)
+
+
+def test_auto_attention_uses_math_for_bf16_on_cpu() -> None:
+    """CPU bf16: "auto" is the math path (its matmuls use the bf16 units; CPU SDPA does not)."""
+    from pose3d.attention import attention, attention_math, attention_sdpa
+
+    q, k, v = (torch.randn(6, 8, 17, 4).bfloat16() for _ in range(3))
+    assert torch.equal(attention(q, k, v, "auto"), attention_math(q, k, v))
+    q32, k32, v32 = q.float(), k.float(), v.float()
+    assert torch.equal(attention(q32, k32, v32, "auto"), attention_sdpa(q32, k32, v32))
