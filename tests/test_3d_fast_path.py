@@ -155,7 +155,6 @@ def test_cuda_fast_bf16_matches_reference_and_chunks_past_grid_limit() -> None:
                                atol=1e-4, rtol=1e-4)  # fmt: skip
 
 
-@pytest.mark.slow  # ~3 s on a quiet 2-core machine
 def test_short_training_run_fast_and_reference_reach_the_same_loss() -> None:
     """25 Adam steps on one synthetic batch: both paths follow the same loss curve (they differ
     only by fp32 rounding, which Adam does not amplify over so few steps)."""
