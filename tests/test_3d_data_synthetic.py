@@ -91,7 +91,8 @@ def test_synthetic_datamodule_generates_prepares_and_loads(tmp_path):
     assert dm.keypoints == "synthetic_det"
     dm.prepare_data()
     dm.setup("fit")
-    assert len(dm.train_set) == 5 * 30 * 4 * 30  # 5 subjects × 30 actions × 4 cameras × frames
+    # 5 subjects × 30 actions × 4 cameras × frames, each window as is and mirrored
+    assert len(dm.train_set) == 2 * 5 * 30 * 4 * 30
     assert len(dm.test_set) == 2 * 30 * 4 * 30
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_2d"].shape == (16, 9, 17, 2)
