@@ -26,13 +26,13 @@ import argparse
 import json
 import resource
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from callbacks.atomic_io import atomic_write_text
+from callbacks.step_timing import add_ratios, measure_interleaved, rate_summary, timed_step
 from pose2d.hrnet import PoseHighResolutionNet
 from pose2d.loss import JointsMSELoss
 
@@ -104,44 +104,13 @@ class _Step:
         self.scaler.update()
 
 
-def _timed(step: _Step, device: torch.device) -> tuple[float, int]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        step()
-        torch.cuda.synchronize(device)
-        return time.perf_counter() - t0, torch.cuda.max_memory_allocated(device)
-    t0 = time.process_time()
-    step()
-    return time.process_time() - t0, 0
-
-
 def measure(rows: list[Row], width: int, batch: int, input_hw: tuple[int, int], steps: int,
             warmup: int, device: torch.device, **model_kwargs) -> list[Row]:  # fmt: skip
     """Fill ``times``/``peak_bytes`` (or ``error``: out of memory) of every row, interleaved."""
-    built: dict[str, _Step] = {}
-    for row in rows:
-        try:
-            built[row.name] = _Step(row, width, batch, input_hw, device, **model_kwargs)
-            for _ in range(warmup):
-                built[row.name]()
-        except torch.OutOfMemoryError:
-            row.error = "out of memory"
-            built.pop(row.name, None)
-            torch.cuda.empty_cache()
-    for _ in range(steps):
-        for row in rows:
-            if row.name in built:
-                try:
-                    dt, peak = _timed(built[row.name], device)
-                except torch.OutOfMemoryError:
-                    row.error = "out of memory"
-                    del built[row.name]
-                    torch.cuda.empty_cache()
-                    continue
-                row.times.append(dt)
-                row.peak_bytes = max(row.peak_bytes, peak)
+    measure_interleaved(
+        rows, lambda row: _Step(row, width, batch, input_hw, device, **model_kwargs), steps,
+        warmup, device,
+    )  # fmt: skip
     torch.backends.cudnn.benchmark = False
     return rows
 
@@ -153,16 +122,9 @@ def summarise(rows: list[Row], width: int, batch: int) -> list[dict]:
              "precision": r.precision, "channels_last": r.channels_last,
              "cudnn_benchmark": r.cudnn_benchmark, "fused_adam": r.fused_adam,
              "compile": r.compile, "steps": len(r.times), "error": r.error}  # fmt: skip
-        if r.times:
-            d["images_per_s"] = batch / statistics.median(r.times)
-            d["images_per_s_min"] = batch / max(r.times)
-            d["images_per_s_max"] = batch / min(r.times)
-        d["peak_gib"] = r.peak_bytes / 2**30 if r.peak_bytes else None
+        d.update(rate_summary(r, batch, "images_per_s"))
         out.append(d)
-    den = next((d.get("images_per_s") for d in out if d["row"] == DENOMINATOR), None)
-    for d in out:
-        d["ratio"] = d["images_per_s"] / den if den and "images_per_s" in d else None
-    return out
+    return add_ratios(out, "images_per_s", DENOMINATOR)
 
 
 def table(summary: list[dict]) -> str:
@@ -205,7 +167,7 @@ def bench_train_step(
     for _ in range(warmup):
         step()
     for _ in range(steps):
-        dt, peak = _timed(step, dev)
+        dt, peak = timed_step(step, dev)
         row.times.append(dt)
         row.peak_bytes = max(row.peak_bytes, peak)
     cuda = dev.type == "cuda"

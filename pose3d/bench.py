@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 
 from callbacks.atomic_io import atomic_write_text
+from callbacks.step_timing import add_ratios, measure_interleaved, rate_summary, timed_step
 from pose3d.lifter import PoseLifter, count_parameters
 from pose3d.loss import LiftingLoss
 
@@ -117,49 +118,12 @@ class _Step:
         self.scaler.update()
 
 
-def _timed(step: _Step, device: torch.device) -> tuple[float, int]:
-    """Seconds of one step (CUDA: synchronised wall clock; CPU: process CPU time), peak bytes."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        step()
-        torch.cuda.synchronize(device)
-        return time.perf_counter() - t0, torch.cuda.max_memory_allocated(device)
-    t0 = time.process_time()
-    step()
-    return time.process_time() - t0, 0
-
-
 def measure(rows: list[Row], batch: int, frames: int, steps: int, warmup: int,
             device: torch.device, **model_kw) -> list[Row]:  # fmt: skip
     """Fill ``times``/``peak_bytes`` (or ``error``: out of memory) of every row, interleaved."""
-    built: dict[str, _Step] = {}
-    for row in rows:
-        try:
-            built[row.name] = _Step(row, batch, frames, device, **model_kw)
-            for _ in range(warmup):
-                built[row.name]()
-        except torch.OutOfMemoryError:
-            row.error = "out of memory"
-            built.pop(row.name, None)
-            torch.cuda.empty_cache()
-    for _ in range(steps):
-        for row in rows:
-            if row.name not in built:
-                continue
-            try:
-                dt, peak = _timed(built[row.name], device)
-            except torch.OutOfMemoryError:
-                row.error = "out of memory"
-                del built[row.name]
-                torch.cuda.empty_cache()
-                continue
-            row.times.append(dt)
-            row.peak_bytes = max(row.peak_bytes, peak)
-    del built
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+    measure_interleaved(
+        rows, lambda row: _Step(row, batch, frames, device, **model_kw), steps, warmup, device
+    )
     return rows
 
 
@@ -171,16 +135,9 @@ def summarise(rows: list[Row], batch: int, frames: int) -> list[dict]:
              "layer_impl": r.layer_impl, "attn_impl": r.attn_impl, "precision": r.precision,
              "dropout": r.dropout, "compile": r.compile, "fused_adam": r.fused_adam,
              "steps": len(r.times), "error": r.error}  # fmt: skip
-        if r.times:
-            d["seq_per_s"] = batch / statistics.median(r.times)
-            d["seq_per_s_min"] = batch / max(r.times)
-            d["seq_per_s_max"] = batch / min(r.times)
-        d["peak_gib"] = r.peak_bytes / 2**30 if r.peak_bytes else None
+        d.update(rate_summary(r, batch, "seq_per_s"))
         out.append(d)
-    den = next((d.get("seq_per_s") for d in out if d["row"] == DENOMINATOR), None)
-    for d in out:
-        d["ratio"] = d["seq_per_s"] / den if den and "seq_per_s" in d else None
-    return out
+    return add_ratios(out, "seq_per_s", DENOMINATOR)
 
 
 def overheads(summary: list[dict]) -> list[dict]:
@@ -324,7 +281,7 @@ def bench(
     for _ in range(warmup):
         step()
     for _ in range(steps):
-        dt, peak = _timed(step, device)
+        dt, peak = timed_step(step, device)
         row.times.append(dt)
         row.peak_bytes = max(row.peak_bytes, peak)
     peak_gib = row.peak_bytes / 2**30 if device.type == "cuda" else float("nan")
