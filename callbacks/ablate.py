@@ -230,7 +230,8 @@ def _reap(running: list, block: bool) -> list[int]:
     return freed
 
 
-def _parse_gpus(text: str) -> list[int]:
+def parse_gpus(text: str) -> list[int]:
+    """``GPUS=`` → device indices: ``0``/empty none, ``N`` the first N, ``a,b`` those listed."""
     text = (text or "").strip()
     if not text or text == "0":
         return []
@@ -266,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         key, _, vals = item.partition("=")
         values[key] = [yaml.safe_load(v) for v in vals.split(",")]
     rows, table = run_sweep(
-        a.sweep, extra, a.out, _parse_gpus(a.gpus), values, a.skip_done, a.in_process
+        a.sweep, extra, a.out, parse_gpus(a.gpus), values, a.skip_done, a.in_process
     )
     print(table)
     return 1 if any(r["returncode"] or r["metric"] is None for r in rows) else 0

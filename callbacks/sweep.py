@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from callbacks.ablate import grid_points, load_sweep
+from callbacks.ablate import grid_points, load_sweep, parse_gpus
 
 PROJECTS = {"pose2d": "attnpose-2d", "pose3d": "attnpose-3d"}
 
@@ -70,15 +70,6 @@ def agent_plan(gpus: Sequence[int] = (), ddp: int = 0) -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": str(g)} for g in gpus]
 
 
-def _parse_gpus(text: str) -> list[int]:
-    text = (text or "").strip()
-    if not text or text == "0":
-        return []
-    if "," in text:
-        return [int(g) for g in text.split(",") if g.strip()]
-    return list(range(int(text)))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m callbacks.sweep", description=__doc__.split("\n", 1)[0]
@@ -99,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.ddp > 1:
         sweep = with_ddp(sweep, a.ddp)
     project = a.project or PROJECTS.get(sweep["program"], "attnpose")
-    plan = agent_plan(_parse_gpus(a.gpus), a.ddp if a.ddp > 1 else 0)
+    plan = agent_plan(parse_gpus(a.gpus), a.ddp if a.ddp > 1 else 0)
     bin_dir = str(Path(sys.executable).parent)
     wandb_exe = str(Path(bin_dir) / "wandb")
     count = ["--count", str(a.count)] if a.count else []
