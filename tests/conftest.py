@@ -16,6 +16,17 @@ def _wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one torch thread is faster and immune to oversubscription on a shared box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def cli_parsers() -> dict:
     """``{"pose2d"|"pose3d": (root parser, fit parser)}`` of the real CLIs, built once (parse

@@ -10,13 +10,7 @@ from pose3d.lifter import PoseLifter
 from pose3d.sam import SpatialAttentionModule
 from pose3d.tam import TAM_MODES, TemporalAttentionModule
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(spatial_dim=16, spatial_depth=2, temporal_depth=2, spatial_heads=4, temporal_heads=4,

@@ -11,14 +11,7 @@ from pose3d.lifter import PoseLifter, count_parameters
 from pose3d.sam import SpatialAttentionModule
 from pose3d.tam import TAM_MODES, TemporalAttentionModule
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is faster and immune to oversubscription on a shared box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = dict(spatial_dim=8, spatial_depth=1, temporal_depth=1, spatial_heads=2, temporal_heads=2,

@@ -18,12 +18,7 @@ TINY = dict(spatial_dim=8, spatial_depth=1, temporal_depth=1, spatial_heads=2, t
             sam_groups=2, dropout=0.0, drop_path=0.0)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Windows(Dataset):

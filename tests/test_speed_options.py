@@ -15,12 +15,7 @@ TINY = dict(spatial_dim=8, spatial_depth=1, temporal_depth=1, spatial_heads=2, t
             sam_groups=2, frames=9)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_bench3d_cpu_table_and_json(tmp_path, capsys) -> None:
