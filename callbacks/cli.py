@@ -241,10 +241,15 @@ class _DropMessage(logging.Filter):
 
 
 def quiet_lightning_tips() -> None:
-    """Lightning ≥ 2.6 prints an advertisement for its cloud logger on every run without one."""
+    """Lightning ≥ 2.6 prints an advertisement for its cloud logger on every run without one, and
+    a seed line on every start."""
     log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if not any(isinstance(f, _DropMessage) for f in log.filters):
         log.addFilter(_DropMessage("💡 Tip: For seamless cloud logging"))
+    # "Seed set to N" would stand before every one-line user error; the seed is in config.yaml.
+    log = logging.getLogger("lightning_fabric.utilities.seed")
+    if not any(isinstance(f, _DropMessage) for f in log.filters):
+        log.addFilter(_DropMessage("Seed set to"))
 
 
 class PoseCLI(LightningCLI):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 from pathlib import Path
@@ -227,3 +228,22 @@ def test_cli_one_line_exit_2_and_no_run_folder(package, tmp_path, monkeypatch, c
     assert rc == 2 and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith(f"error: {foreign} exists")
     assert not (tmp_path / "run").exists() and foreign.read_text() == "{}"
+
+
+def test_cli_user_error_is_the_only_stderr_line(tmp_path):
+    """In a real process (Lightning's own log lines included), the refusal is all stderr holds."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "data_3d_h36m.npz").write_text("{}")
+    env = {k: v for k, v in os.environ.items() if k != "POSE_TRACEBACK"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pose3d", "fit", "--config", "configs/pose3d/synthetic.yaml",
+         f"--data.init_args.root={root}", f"--run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"error: {root / 'data_3d_h36m.npz'} exists")
