@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> PipelineResult:
         ),
         "people": a.people,
         "num_tracks": len(result.tracks.get("track_ids", [])) if a.people == "all" else None,
-        "boxes": a.boxes,
+        "box_source": a.boxes,
         "timings": result.timings,
     }
     video = None if a.no_pictures or a.video == "none" or frames.kind != "video" else a.video

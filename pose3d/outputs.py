@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from callbacks.atomic_io import atomic_write, atomic_write_text
 from pose3d.video_writer import VideoWriter
 
 
@@ -26,12 +27,13 @@ def write_results(
     """``<stem>.npz`` (arrays, no pickles) and ``<stem>.json`` (meta + the same arrays)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    npz = out_dir / f"{stem}.npz"
-    np.savez_compressed(npz, **arrays)
-    js = out_dir / f"{stem}.json"
+    clash = sorted(set(meta) & set(arrays))
+    if clash:  # the json holds both: a meta entry would be silently replaced by the array
+        raise ValueError(f"meta keys {clash} are also array names")
+    npz = atomic_write(out_dir / f"{stem}.npz", lambda f: np.savez_compressed(f, **arrays))
     doc = dict(meta)
     doc.update({k: _jsonable(v) for k, v in arrays.items()})
-    js.write_text(json.dumps(doc))
+    js = atomic_write_text(out_dir / f"{stem}.json", json.dumps(doc))
     return npz, js
 
 

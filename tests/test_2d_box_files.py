@@ -92,3 +92,4 @@ def test_infer_stops_on_a_box_file_that_matches_no_image(tmp_path, capsys) -> No
     assert "boxes for 1 of 2 frames" in capsys.readouterr().out
     meta = json.loads((tmp_path / "ok" / "results.json").read_text())
     assert meta["missing_frames"] == [0]  # 139 has no box; 285 has
+    assert meta["box_source"] == f"coco_json:{boxes}" and len(meta["boxes"]) == 2
