@@ -7,30 +7,15 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from pose2d.hrnet import PoseHighResolutionNet
 from pose3d.infer import cli, main
-from pose3d.lifter import PoseLifter
 from pose3d.output_folder import MARKER
-
-DET_KW = dict(width=8, num_blocks=1, stage_modules=[1, 1, 1], stem_channels=8, cam_blocks=1)
-LIFT_KW = dict(frames=3, spatial_dim=8, spatial_depth=1, temporal_depth=1, spatial_heads=2,
-               temporal_heads=2)  # fmt: skip
+from tests.tiny_checkpoints import write_tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    out = []
-    for name, net, hp in (("2d.ckpt", PoseHighResolutionNet(**DET_KW), DET_KW),
-                          ("3d.ckpt", PoseLifter(**LIFT_KW), LIFT_KW)):  # fmt: skip
-        sd = {f"model.{k}": v for k, v in net.state_dict().items()}
-        torch.save({"state_dict": sd, "hyper_parameters": hp,
-                    "datamodule_hyper_parameters": {"input_size": [64, 64]}}, d / name)  # fmt: skip
-        out.append(d / name)
-    return out
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
 
 
 def _images(folder, n):
