@@ -37,6 +37,7 @@ from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
 from datamodules.sequence_cache import (
     cache_exists,
+    drop_nonfinite,
     load_pickled_npz,
     read_cache,
     root_relative,
@@ -242,16 +243,8 @@ def build_h36m_cache(
                     )
                 items.append((subject, action, c))
     bad = _nonfinite_entries(positions_3d, positions_2d, confidences, items, p3d, p2d)
-    if bad and nonfinite == "error":
-        more = f" (and {len(bad) - 1} more sequences)" if len(bad) > 1 else ""
-        raise BadInputError(
-            f"{bad[0][1]}{more}; fix the file, or prepare with --nonfinite drop to leave those "
-            "sequences out"
-        )
-    if bad:
-        dropped = {key for key, _ in bad}
-        items = [it for it in items if it not in dropped]
-        print(f"prepare: dropped {len(dropped)} sequences with NaN/Inf values, e.g. {bad[0][1]}")
+    index = {it: i for i, it in enumerate(items)}
+    items = drop_nonfinite(items, [(index[key], msg) for key, msg in bad], nonfinite)
     if not items:
         raise BadInputError(
             f"{p3d} + {p2d}: no sequence to prepare (3D subjects: "

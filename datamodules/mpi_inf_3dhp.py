@@ -32,6 +32,7 @@ from datamodules.cameras import normalize_screen_coordinates
 from datamodules.lifting_datamodule import LiftingDataModule
 from datamodules.sequence_cache import Sequence as CacheSequence
 from datamodules.sequence_cache import (
+    drop_nonfinite,
     load_pickled_npz,
     read_cache,
     root_relative,
@@ -158,16 +159,7 @@ def prepare_3dhp(root: str | Path, nonfinite: Literal["error", "drop"] = "error"
         found = _nonfinite(*it, ptrain if it[0]["split"] == "train" else ptest)
         if found:
             bad.append((i, found))
-    if bad and nonfinite == "error":
-        more = f" (and {len(bad) - 1} more sequences)" if len(bad) > 1 else ""
-        raise BadInputError(
-            f"{bad[0][1]}{more}; fix the file, or prepare with --nonfinite drop to leave those "
-            "sequences out"
-        )
-    if bad:
-        dropped = {i for i, _ in bad}
-        items = [it for i, it in enumerate(items) if i not in dropped]
-        print(f"prepare: dropped {len(dropped)} sequences with NaN/Inf values, e.g. {bad[0][1]}")
+    items = drop_nonfinite(items, bad, nonfinite)
     if not items:
         raise BadInputError(
             f"{' + '.join(map(str, present))}: no sequence to prepare (every one dropped or the "

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from callbacks.user_error import BadInputError
+
 CACHE_VERSION = 1
 INDEX_FILE = "index.json"
 
@@ -195,6 +197,25 @@ def read_cache(folder: str | os.PathLike, mmap: bool = True) -> SequenceCache:
             f"the index {n}; re-run prepare"
         )
     return cache
+
+
+def drop_nonfinite(items: list, bad: list[tuple[int, str]], nonfinite: str) -> list:
+    """The prepare commands' NaN/Inf policy: ``bad`` holds ``(index into items, message)``.
+
+    ``nonfinite="error"`` refuses with the first message (one line); ``"drop"`` returns ``items``
+    without the bad ones and prints how many went.
+    """
+    if not bad:
+        return items
+    if nonfinite == "error":
+        more = f" (and {len(bad) - 1} more sequences)" if len(bad) > 1 else ""
+        raise BadInputError(
+            f"{bad[0][1]}{more}; fix the file, or prepare with --nonfinite drop to leave those "
+            "sequences out"
+        )
+    dropped = {i for i, _ in bad}
+    print(f"prepare: dropped {len(dropped)} sequences with NaN/Inf values, e.g. {bad[0][1]}")
+    return [it for i, it in enumerate(items) if i not in dropped]
 
 
 def load_pickled_npz(path: Path, key: str, required: bool = True) -> dict | None:
