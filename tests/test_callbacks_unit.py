@@ -246,6 +246,19 @@ def _reset_wandb() -> None:
     wandb.run = None
 
 
+def _wandb_file_with(path: Path, needle: str, timeout_s: float = 30.0) -> bytes:
+    """The bytes of an offline ``.wandb`` file once it holds ``needle``: the W&B service writes it
+    from another process, so a read straight after ``finish()`` can still see only the header."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        data = path.read_bytes()
+        if needle.encode() in data or time.monotonic() > deadline:
+            return data
+        time.sleep(0.2)
+
+
 # -- the CLI end to end, in process -----------------------------------------------------------
 def test_cli_run_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -302,7 +315,6 @@ def test_cli_wandb_offline_run_folder_and_resume_is_a_new_segment(
     """Offline W&B cannot resume a run (a second offline folder with the same id overwrites the
     first on ``wandb sync``), so the resumed fit is a new run in the first one's group, and the
     first segment's files are left as they were."""
-    import wandb
 
     _reset_wandb()
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -321,7 +333,7 @@ def test_cli_wandb_offline_run_folder_and_resume_is_a_new_segment(
     run_cli(
         ToyModule, ToyData, links=links, args=[*args, "--trainer.max_epochs=1"], monitor="val/mpjpe"
     )
-    wandb.finish()
+    _reset_wandb()  # teardown stops the W&B service, which closes (flushes) the .wandb file
     (offline,) = list((run_dir / "wandb").glob("offline-run-*"))
     run_id = json.loads((run_dir / "run_info.json").read_text())["wandb_run_id"]
     assert offline.name.endswith(run_id) and (offline / f"run-{run_id}.wandb").is_file()
@@ -330,7 +342,7 @@ def test_cli_wandb_offline_run_folder_and_resume_is_a_new_segment(
     assert len(list((media / "table" / "val").glob("per_group_*.table.json"))) == 1
     assert not (run_dir / "csv").exists()  # W&B is the logger; CSV only when disabled
 
-    first_bytes = (offline / f"run-{run_id}.wandb").read_bytes()
+    first_bytes = _wandb_file_with(offline / f"run-{run_id}.wandb", run_id)
     assert json.loads((run_dir / "run_info.json").read_text())["wandb_group"] == run_id
 
     run_cli(
@@ -340,13 +352,13 @@ def test_cli_wandb_offline_run_folder_and_resume_is_a_new_segment(
         args=[*args, "--trainer.max_epochs=2", "--ckpt_path=last"],
         monitor="val/mpjpe",
     )
-    wandb.finish()
+    _reset_wandb()
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     info = json.loads((run_dir / "run_info.json").read_text())
     second_id = info["wandb_run_id"]
     assert len(runs) == 2 and second_id != run_id and info["wandb_group"] == run_id
     (second,) = [r for r in runs if r.name.endswith(second_id)]
-    assert run_id.encode() in (second / f"run-{second_id}.wandb").read_bytes()  # its group
+    assert run_id.encode() in _wandb_file_with(second / f"run-{second_id}.wandb", second_id)
     assert (offline / f"run-{run_id}.wandb").read_bytes() == first_bytes  # first kept as is
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 

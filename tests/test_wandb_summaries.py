@@ -70,6 +70,7 @@ def _offline_run_file(logger_cls, tmp_path: Path) -> bytes:
     logger.log_metrics({"val/mpjpe": 60.0}, step=1)
     run_id = run.id
     wandb.finish()
+    wandb.teardown()  # stops the W&B service process, which closes (flushes) the .wandb file
     (path,) = tmp_path.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
     return path.read_bytes()
 
