@@ -6,6 +6,9 @@ them into DataLoaders that gather whole batches (``collate_batched``). Validatio
 same windows: one per (valid) frame of the test sequences. Training windows are flipped as
 ``flip`` says; with "double" (the default of the dataset modules, as the official generator) an
 epoch holds 2× the training windows, so per-epoch schedules (lr decay) match the official epoch.
+The training loader gathers the windows as stored and flags the ones to mirror; the mirror runs in
+``on_after_batch_transfer``, on the training device (a loop that iterates ``train_dataloader()``
+itself must pass each batch through that hook to see the mirrored windows).
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from torch.utils.data import DataLoader
 from datamodules.sample_rng import current_rank
 from datamodules.sequence_cache import SequenceCache, cache_exists, read_cache
 from datamodules.skeleton import Skeleton
-from datamodules.windows import PoseWindowDataset, build_samples, collate_batched
+from datamodules.windows import (
+    PoseWindowDataset,
+    apply_pending_flips,
+    build_samples,
+    collate_batched,
+)
 
 # Training flip augmentation: "double" = every window twice per epoch, as is and mirrored
 # (VideoPose3D/PoseFormer ChunkedGenerator); "random" = mirrored with probability flip_prob.
@@ -138,7 +146,13 @@ class LiftingDataModule(pl.LightningDataModule):
             self.flip_prob if train and self.flip == "random" else 0.0,
             cache=cache,
             flip_double=train and self.flip == "double",
+            flip_at="transfer",
         )
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Mirror the training windows the loader flagged (``flip_pending``), on the device the
+        batch was moved to; the training step sees the batch ``flip_at="loader"`` would give."""
+        return apply_pending_flips(batch, self.skeleton)
 
     def describe_sample(self, batch: dict, i: int) -> str:
         """Where sample ``i`` of a batch comes from (cache folder, sequence, centre frame): named

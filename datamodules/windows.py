@@ -2,8 +2,12 @@
 
 A sample is a pair (sequence, centre frame). Its window is ``frames`` (odd) consecutive frames
 centred on it; frames past either end of the sequence repeat the first / last frame (edge
-padding, as VideoPose3D's ``np.pad(..., "edge")``). Window rows are computed for a whole batch
-with one ``np.clip`` and gathered with one fancy index, so there is no per-sample Python work.
+padding, as VideoPose3D's ``np.pad(..., "edge")``). A batch is gathered by
+:func:`gather_windows`: windows clear of both sequence ends are one contiguous (or, with
+``downsample``, strided) slice copy each into one preallocated batch array, and only the windows
+that need edge padding go through the rows of :func:`window_rows` (one ``np.clip`` and one fancy
+index for all of them). The slice copies run at memory speed; the fancy index over (B, T) rows is
+about twice as slow (docs/speed.md).
 
 ``downsample = d`` views each 50 fps sequence as frames ``0, d, 2d, ...``: centres and window
 taps both live on that grid.
@@ -11,8 +15,9 @@ taps both live on that grid.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +26,10 @@ from torch.utils.data import Dataset
 from datamodules.sample_rng import sample_rng
 from datamodules.sequence_cache import SequenceCache, read_cache
 from datamodules.skeleton import Skeleton, flip_pose
+
+# Where flagged windows are mirrored, and how windows are gathered (PoseWindowDataset).
+FlipAt = Literal["loader", "transfer"]
+Gather = Literal["slices", "rows"]
 
 
 def build_samples(
@@ -52,6 +61,11 @@ def build_samples(
     return seq.astype(np.int64), frame.astype(np.int64)
 
 
+def _check_frames(frames: int) -> None:
+    if frames < 1 or frames % 2 == 0:
+        raise ValueError(f"frames must be odd (a window centred on its frame), got {frames}")
+
+
 def window_rows(
     offsets: np.ndarray,
     lengths: np.ndarray,
@@ -61,13 +75,81 @@ def window_rows(
     downsample: int = 1,
 ) -> np.ndarray:
     """Global rows ``(B, frames)`` of the windows centred on ``frame`` in sequences ``seq``."""
-    if frames < 1 or frames % 2 == 0:
-        raise ValueError(f"frames must be odd (a window centred on its frame), got {frames}")
+    _check_frames(frames)
     pad = frames // 2
     taps = np.arange(-pad, pad + 1, dtype=np.int64) * downsample
     last = (lengths[seq] - 1) // downsample * downsample  # last frame on the grid
     f = np.clip(frame[:, None] + taps, 0, last[:, None])
     return offsets[seq][:, None] + f
+
+
+def gather_windows(
+    arrays: Sequence[np.ndarray],
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    seq: np.ndarray,
+    frame: np.ndarray,
+    frames: int,
+    downsample: int = 1,
+) -> list[np.ndarray]:
+    """Windows ``(B, frames, *a.shape[1:])`` of every array ``a (N, ...)``: equal to
+    ``a[window_rows(offsets, lengths, seq, frame, frames, downsample)]``, gathered faster.
+
+    Interior windows (no tap clipped) are slice copies into one preallocated array per input;
+    the others, near either end of their sequence or in sequences shorter than the window, take
+    the clipped rows of :func:`window_rows`.
+    """
+    _check_frames(frames)
+    half = frames // 2 * downsample
+    seq, frame = np.asarray(seq, np.int64), np.asarray(frame, np.int64)
+    last = (lengths[seq] - 1) // downsample * downsample  # last frame on the grid
+    inner = (frame >= half) & (frame + half <= last)
+    edge = np.flatnonzero(~inner)
+    outs = [np.empty((len(seq), frames, *a.shape[1:]), a.dtype) for a in arrays]
+    if len(edge):
+        rows = window_rows(offsets, lengths, seq[edge], frame[edge], frames, downsample)
+        for out, a in zip(outs, arrays, strict=True):
+            out[edge] = a[rows]
+    span = 2 * half + 1
+    starts = (offsets[seq] + frame - half)[inner].tolist()
+    pairs = list(zip(outs, arrays, strict=True))
+    for i, s in zip(np.flatnonzero(inner).tolist(), starts, strict=True):
+        for out, a in pairs:  # Python loop: ~1 µs per copy against ~10 µs of data at T = 243
+            out[i] = a[s : s + span : downsample]
+    return outs
+
+
+def mirror_flagged(
+    x: torch.Tensor, flip: torch.Tensor, skeleton: Skeleton, masked: bool | None = None
+) -> torch.Tensor:
+    """``x (B, ...)`` with the rows where ``flip (B,)`` is true replaced by their
+    :func:`~datamodules.skeleton.flip_pose` mirror.
+
+    ``masked`` (default: on any non-CPU device) mirrors the whole batch and selects with
+    ``torch.where``, which needs no host sync; otherwise only the flagged rows are mirrored, in
+    place.
+    """
+    if masked is None:
+        masked = x.device.type != "cpu"
+    if masked:
+        return torch.where(flip.view(-1, *[1] * (x.dim() - 1)), flip_pose(x, skeleton), x)
+    rows = torch.nonzero(flip).squeeze(1)
+    if len(rows):
+        x[rows] = flip_pose(x[rows], skeleton)
+    return x
+
+
+def apply_pending_flips(batch: dict[str, torch.Tensor], skeleton: Skeleton) -> dict:
+    """Mirror the windows a :class:`PoseWindowDataset` with ``flip_at="transfer"`` left to do:
+    pops ``flip_pending (B,) bool`` and stores it as ``flip`` (the batch is then exactly the one
+    ``flip_at="loader"`` returns). Batches without pending flips are returned unchanged."""
+    pending = batch.pop("flip_pending", None)
+    if pending is None:
+        return batch
+    for key in ("input_2d", "target_3d"):
+        batch[key] = mirror_flagged(batch[key], pending, skeleton)
+    batch["flip"] = pending
+    return batch
 
 
 def collate_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -93,8 +175,12 @@ class PoseWindowDataset(Dataset):
       draw mixes torch's generator, seeded per DataLoader worker, with the DDP rank:
       ``datamodules/sample_rng.py``; ``len = M``).
 
-    The cache is opened lazily and dropped when pickled, so worker processes memory-map the
-    files themselves instead of receiving a copy of the arrays.
+    With flip augmentation a batch also holds ``flip (B,) bool`` (the mirrored windows). Where
+    the mirror happens is ``flip_at``: "loader" mirrors in numpy here; "transfer" returns the
+    windows as stored plus ``flip_pending (B,) bool`` and leaves the mirror to
+    :func:`apply_pending_flips`, which the DataModules call in ``on_after_batch_transfer``, on
+    the training device (mirroring half a batch in numpy costs more than gathering it). Both
+    give the training step the same batch; the flip draws are the same.
 
     Args:
         cache_folder: the prepared :class:`SequenceCache` folder.
@@ -106,6 +192,10 @@ class PoseWindowDataset(Dataset):
         flip_prob: probability of mirroring a drawn window (0: never); not with ``flip_double``.
         flip_double: every window twice per epoch, as is and mirrored (the official generator).
         cache: an already opened cache (else read lazily from ``cache_folder``).
+        flip_at: where flagged windows are mirrored: "loader" (here) or "transfer" (by
+            :func:`apply_pending_flips` after the batch reached its device).
+        gather: "slices" (:func:`gather_windows`) or "rows" (one fancy index over the
+            :func:`window_rows` of the whole batch, the reference; same values, slower).
 
     The cache is opened lazily and dropped when pickled, so worker processes memory-map the
     files themselves instead of receiving a copy of the arrays.
@@ -123,9 +213,16 @@ class PoseWindowDataset(Dataset):
         flip_prob: float = 0.0,
         cache: SequenceCache | None = None,
         flip_double: bool = False,
+        flip_at: FlipAt = "loader",
+        gather: Gather = "slices",
     ) -> None:
         if flip_double and flip_prob > 0:
             raise ValueError("flip_double mirrors every window once per epoch; flip_prob must be 0")
+        if flip_at not in ("loader", "transfer") or gather not in ("slices", "rows"):
+            raise ValueError(
+                f"flip_at: loader|transfer, gather: slices|rows; got {flip_at}/{gather}"
+            )
+        self.flip_at, self.gather = flip_at, gather
         self.cache_folder = Path(cache_folder)
         self.seq, self.frame = np.asarray(seq, np.int64), np.asarray(frame, np.int64)
         self.group = np.asarray(group, np.int64)  # (S,) group id of every cache sequence
@@ -164,18 +261,21 @@ class PoseWindowDataset(Dataset):
         m = len(self.seq)
         window = ids % m if self.flip_double else ids  # ids >= M: the mirrored copy
         seq, frame = self.seq[window], self.frame[window]
-        rows = window_rows(cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
-        x2d = np.asarray(cache.pos2d[rows])  # (B, T, J, 2): one fancy-index gather
-        x3d = np.asarray(cache.pos3d[rows])
+        where = (cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
+        if self.gather == "slices":
+            x2d, x3d = gather_windows((cache.pos2d, cache.pos3d), *where)  # (B, T, J, 2|3)
+        else:
+            rows = window_rows(*where)
+            x2d, x3d = np.asarray(cache.pos2d[rows]), np.asarray(cache.pos3d[rows])
         flip = None
         if self.flip_double:
             flip = ids >= m
         elif self.flip_prob > 0:
             flip = sample_rng(self.rank).random(len(ids)) < self.flip_prob  # rank-aware
-        if flip is not None and flip.any():
+        if flip is not None and flip.any() and self.flip_at == "loader":
             x2d[flip] = flip_pose(x2d[flip], self.skeleton)
             x3d[flip] = flip_pose(x3d[flip], self.skeleton)
-        return {
+        batch = {
             "input_2d": torch.from_numpy(np.ascontiguousarray(x2d, dtype=np.float32)),
             "target_3d": torch.from_numpy(np.ascontiguousarray(x3d, dtype=np.float32)),
             "action": torch.from_numpy(self.group[seq]),
@@ -183,3 +283,6 @@ class PoseWindowDataset(Dataset):
             "frame": torch.from_numpy(frame),
             "index": torch.from_numpy(ids),
         }
+        if flip is not None:
+            batch["flip_pending" if self.flip_at == "transfer" else "flip"] = torch.from_numpy(flip)
+        return batch

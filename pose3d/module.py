@@ -198,6 +198,11 @@ class LiftingModule(pl.LightningModule):
         return self._compiled["train"]
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        if "flip_pending" in batch:  # a loader passed to fit() without its DataModule
+            raise RuntimeError(
+                "the training batch holds unmirrored windows (flip_pending): pass the 3D "
+                "DataModule to fit (datamodule=...), whose on_after_batch_transfer mirrors them"
+            )
         pred = self._train_model()(batch["input_2d"])
         terms = self.criterion(pred, batch["target_3d"])
         bs = batch["input_2d"].shape[0]

@@ -7,7 +7,15 @@ from torch.utils.data import DataLoader
 
 from datamodules.sequence_cache import Sequence, read_cache, write_cache
 from datamodules.skeleton import H36M, flip_pose
-from datamodules.windows import PoseWindowDataset, build_samples, collate_batched, window_rows
+from datamodules.windows import (
+    PoseWindowDataset,
+    apply_pending_flips,
+    build_samples,
+    collate_batched,
+    gather_windows,
+    mirror_flagged,
+    window_rows,
+)
 
 
 def test_build_samples_stride_downsample_and_valid():
@@ -142,3 +150,74 @@ def test_worker_processes_reopen_the_cache_and_see_every_sample_once(tmp_path):
         batches = list(loader)
         assert sorted(torch.cat([b["index"] for b in batches]).tolist()) == list(range(10))
         assert all(b["input_2d"].shape[1:] == (3, 17, 2) for b in batches)
+
+
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_slice_gather_equals_the_clipped_rows_gather(downsample):
+    """Both sequence ends, sequences shorter than the window, random order, memory-mapped or
+    not: :func:`gather_windows` returns exactly ``array[window_rows(...)]``."""
+    rng = np.random.default_rng(downsample)
+    lengths = np.array([3, 40, 7, 25, 1, 60])  # several shorter than the T = 9 window
+    offsets = np.cumsum(lengths) - lengths
+    a2 = rng.normal(size=(lengths.sum(), 17, 2)).astype(np.float32)
+    a3 = rng.normal(size=(lengths.sum(), 17, 3)).astype(np.float32)
+    seq, frame = build_samples(lengths, downsample=downsample)
+    order = np.concatenate([rng.permutation(len(seq)), rng.integers(0, len(seq), 50)])
+    seq, frame = seq[order], frame[order]
+    rows = window_rows(offsets, lengths, seq, frame, 9, downsample)
+    inner = (rows == rows[:, :1] + np.arange(9) * downsample).all(1)
+    assert 0 < inner.sum() < len(rows)  # both kinds of windows are in the batch
+    g2, g3 = gather_windows((a2, a3), offsets, lengths, seq, frame, 9, downsample)
+    assert g2.dtype == np.float32 and g2.shape == (len(seq), 9, 17, 2)
+    np.testing.assert_array_equal(g2, a2[rows])
+    np.testing.assert_array_equal(g3, a3[rows])
+    empty = gather_windows((a2,), offsets, lengths, seq[:0], frame[:0], 9, downsample)[0]
+    assert empty.shape == (0, 9, 17, 2)
+    with pytest.raises(ValueError, match="odd"):
+        gather_windows((a2,), offsets, lengths, seq, frame, 8)
+
+
+@pytest.mark.parametrize("mode", ["double", "random"])
+def test_deferred_flip_gives_the_loader_flip_batch_and_the_reference_gather(tmp_path, mode):
+    """flip_at="transfer" + apply_pending_flips == flip_at="loader" == the "rows" reference
+    gather, with the same flip draws; the flagged windows are flip_pose of the stored ones."""
+    folder, _ = _tiny_cache(tmp_path, lengths=(4, 30, 11))
+    seq, frame = build_samples(np.array([4, 30, 11]))
+    flip = {"flip_double": True} if mode == "double" else {"flip_prob": 0.5}
+    kw = dict(cache_folder=folder, seq=seq, frame=frame, group=np.zeros(3, np.int64), frames=7,
+              skeleton=H36M, downsample=1)  # fmt: skip
+    ids = np.random.default_rng(0).permutation(len(PoseWindowDataset(**kw, **flip)))
+    out = {}
+    for flip_at, gather in (("loader", "rows"), ("loader", "slices"), ("transfer", "slices")):
+        torch.manual_seed(3)  # the random flips draw from torch's generator
+        ds = PoseWindowDataset(**kw, **flip, flip_at=flip_at, gather=gather)
+        batch = ds.__getitems__(ids)
+        if flip_at == "transfer":
+            assert "flip" not in batch and batch["flip_pending"].dtype == torch.bool
+            plain = {k: batch[k].clone() for k in ("input_2d", "target_3d")}
+            batch = apply_pending_flips(batch, H36M)
+        out[flip_at, gather] = batch
+    ref = out["loader", "rows"]
+    flipped = ref["flip"]
+    assert 0 < flipped.sum() < len(ids)
+    if mode == "double":
+        assert torch.equal(flipped, torch.from_numpy(ids >= len(seq)))
+    for got in out.values():
+        assert got.keys() == ref.keys()
+        for k in ref:
+            assert torch.equal(got[k], ref[k]), k
+    for k in ("input_2d", "target_3d"):  # mirrored rows: flip_pose of the stored window
+        assert torch.equal(ref[k][flipped], flip_pose(plain[k][flipped], H36M))
+        assert torch.equal(ref[k][~flipped], plain[k][~flipped])
+
+
+def test_masked_and_indexed_mirrors_agree():
+    x = torch.randn(6, 5, 17, 3)
+    flip = torch.tensor([True, False, False, True, True, False])
+    masked = mirror_flagged(x.clone(), flip, H36M, masked=True)
+    indexed = mirror_flagged(x.clone(), flip, H36M, masked=False)
+    assert torch.equal(masked, indexed)
+    assert torch.equal(masked[flip], flip_pose(x[flip], H36M))
+    assert torch.equal(masked[~flip], x[~flip])
+    none = torch.zeros(6, dtype=torch.bool)
+    assert torch.equal(mirror_flagged(x.clone(), none, H36M, masked=False), x)

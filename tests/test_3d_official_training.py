@@ -94,7 +94,10 @@ def test_training_epoch_holds_every_window_as_is_and_mirrored_like_the_official_
     n = len(dm.train_set)
     assert n == len(expected) == 2 * 2 * 4 * 12  # 2 actions × 4 cameras × 12 frames, twice
     got, seen = {}, []
-    for batch in dm.train_dataloader():  # one shuffled epoch
+    for raw in dm.train_dataloader():  # one shuffled epoch
+        assert torch.equal(raw["flip_pending"], raw["index"] >= n // 2)
+        batch = dm.on_after_batch_transfer(raw, 0)  # Lightning's hook mirrors the flagged ones
+        assert "flip_pending" not in batch and torch.equal(batch["flip"], batch["index"] >= n // 2)
         seen += batch["index"].tolist()
         for k in range(len(batch["index"])):
             key = (train_seqs.index(int(batch["seq"][k])), int(batch["frame"][k]),
