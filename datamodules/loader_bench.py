@@ -9,9 +9,12 @@
   samples per CPU-second of one process (what one worker sustains on a core of its own), the time
   split between decoding and the rest, and the projection to ``--workers`` workers (× workers: the
   workers share nothing, so the projection holds while each has a core and the disk keeps up).
-- **3D windows**: ``PoseWindowDataset`` batches (one gather per batch, mirrored windows at
-  probability 0.5) through a ``DataLoader`` in this process, at T = 243 over an in-memory cache the
-  size of Human3.6M's training split (1.56M frames).
+- **3D windows**: ``PoseWindowDataset`` batches (mirrored windows at probability 0.5) through a
+  ``DataLoader`` in this process, at T = 243 over an in-memory cache the size of Human3.6M's
+  training split (1.56M frames), side by side: the reference gather (one fancy index over the
+  (B, T) rows, numpy mirror in the loader), the slice gather with the mirror in the loader, and
+  what training runs (slice gather; the mirror deferred to ``on_after_batch_transfer``, timed
+  separately on CPU tensors and, with CUDA, on the GPU).
 
 The result is printed and written (atomically) to ``--json``.
 """
@@ -35,7 +38,14 @@ from datamodules.image_io import read_image
 from datamodules.sequence_cache import SequenceCache
 from datamodules.skeleton import H36M
 from datamodules.synthetic_coco import generate_split
-from datamodules.windows import PoseWindowDataset, build_samples, collate_batched
+from datamodules.windows import (
+    FlipAt,
+    Gather,
+    PoseWindowDataset,
+    apply_pending_flips,
+    build_samples,
+    collate_batched,
+)
 
 COCO_IMAGE_WH = (640, 480)  # the typical COCO 2017 image size
 H36M_TRAIN_FRAMES = 1_559_752  # frames of S1, S5-S8 (all cameras) in the VideoPose3D files
@@ -68,14 +78,43 @@ def coco_loader_rate(samples: int = 300, images: int = 24, workers: int = 16) ->
             "projected_samples_per_s": rate * workers}  # fmt: skip
 
 
+# Window loader variants, side by side: (gather, flip_at) of PoseWindowDataset.
+WINDOW_ROWS: dict[str, tuple[Gather, FlipAt]] = {
+    "reference": ("rows", "loader"),  # one fancy index over (B, T) rows, numpy flip (before)
+    "slices, flip in loader": ("slices", "loader"),
+    "training": ("slices", "transfer"),  # what the DataModules run; flip on the device
+}
+
+
+def _time_hook(batch: dict, device: str, repeats: int) -> float:
+    """Median seconds of ``apply_pending_flips`` on ``batch`` moved to ``device``."""
+    times = []
+    for _ in range(repeats + 1):
+        b = {k: v.to(device, copy=True) for k, v in batch.items()}
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        apply_pending_flips(b, H36M)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))  # the first call warms up
+
+
 def window_loader_rate(
     frames: int = 243,
     batch: int = 1024,
     batches: int = 30,
     total_frames: int = H36M_TRAIN_FRAMES,
     seq_len: int = 2_000,
+    *,
+    rows: tuple[str, ...] = tuple(WINDOW_ROWS),
 ) -> dict:
-    """Training windows per second of ``PoseWindowDataset`` through a DataLoader, one process."""
+    """Training windows per second of ``PoseWindowDataset`` through a DataLoader, one process,
+    for each of ``rows`` (``WINDOW_ROWS``). The top-level rates are the "training" row's: its
+    loader alone, plus ``hook_cpu_ms`` (the deferred mirror, ``apply_pending_flips``, timed on CPU
+    tensors) and, with CUDA, ``hook_cuda_ms`` on the GPU; ``windows_per_s_cpu_hook`` is the
+    rate with the mirror on this CPU."""
     n_seq = total_frames // seq_len
     rng = np.random.default_rng(0)
     n = n_seq * seq_len
@@ -88,18 +127,36 @@ def window_loader_rate(
         meta={"sequences": [{} for _ in range(n_seq)]},
     )
     seq, frame = build_samples(cache.lengths)
-    ds = PoseWindowDataset("in-memory", seq, frame, np.zeros(n_seq, np.int64), frames, H36M,
-                           flip_prob=0.5, cache=cache)  # fmt: skip
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, collate_fn=collate_batched)
-    it = iter(loader)
-    next(it)  # warm-up
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    for _ in range(batches):
-        next(it)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"frames": frames, "batch": batch, "batches": batches, "cache_frames": n,
-            "windows_per_s": batch * batches / wall,
-            "windows_per_cpu_s": batch * batches / cpu}  # fmt: skip
+    res: dict = {"frames": frames, "batch": batch, "batches": batches, "cache_frames": n,
+                 "rows": {}}  # fmt: skip
+    for name in rows:
+        gather, flip_at = WINDOW_ROWS[name]
+        ds = PoseWindowDataset("in-memory", seq, frame, np.zeros(n_seq, np.int64), frames, H36M,
+                               flip_prob=0.5, cache=cache, flip_at=flip_at,
+                               gather=gather)  # fmt: skip
+        loader = DataLoader(ds, batch_size=batch, shuffle=True, collate_fn=collate_batched)
+        it = iter(loader)
+        last = next(it)  # warm-up
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        for _ in range(batches):
+            last = next(it)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        row = {"gather": gather, "flip_at": flip_at, "windows_per_s": batch * batches / wall,
+               "windows_per_cpu_s": batch * batches / cpu}  # fmt: skip
+        if flip_at == "transfer":
+            hook = _time_hook(last, "cpu", 3)
+            row["hook_cpu_ms"] = hook * 1e3
+            row["windows_per_s_cpu_hook"] = batch / (wall / batches + hook)
+            if torch.cuda.is_available():
+                row["hook_cuda_ms"] = _time_hook(last, "cuda", 10) * 1e3
+        res["rows"][name] = row
+    main_row = res["rows"].get("training") or next(iter(res["rows"].values()))
+    res.update({k: v for k, v in main_row.items() if k not in ("gather", "flip_at")})
+    if "reference" in res["rows"] and "training" in res["rows"]:
+        ref = res["rows"]["reference"]
+        res["speedup_vs_reference"] = main_row["windows_per_s"] / ref["windows_per_s"]
+        res["speedup_vs_reference_cpu_s"] = main_row["windows_per_cpu_s"] / ref["windows_per_cpu_s"]
+    return res
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -109,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=16, help="workers of the COCO projection")
     ap.add_argument("--frames", type=int, default=243, help="3D window length")
     ap.add_argument("--only", choices=["coco", "windows"], help="one loader only")
+    ap.add_argument("--no-reference", dest="reference", action="store_false",
+                    help="3D windows: the training loader only, no before/after rows")  # fmt: skip
     ap.add_argument("--json", default="runs/bench/loaders.json", help="result file")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -123,11 +182,23 @@ def main(argv: list[str] | None = None) -> dict:
               f"{c['rest_ms']:.2f} ms); × {c['workers']} workers ≈ "
               f"{c['projected_samples_per_s']:.0f} samples/s", flush=True)  # fmt: skip
     if a.only != "coco":
-        w = window_loader_rate(a.frames, batches=8 if a.quick else 30)
+        rows = tuple(WINDOW_ROWS) if a.reference else ("training",)
+        w = window_loader_rate(a.frames, batches=8 if a.quick else 30, rows=rows)
         res["windows"] = w
-        print(f"3D window loader, T={w['frames']}, batch {w['batch']}, one process: "
-              f"{w['windows_per_s']:.0f} windows/s ({w['windows_per_cpu_s']:.0f} per CPU-s)",
-              flush=True)  # fmt: skip
+        print(f"3D window loader, T={w['frames']}, batch {w['batch']}, one process:")
+        for name, r in w["rows"].items():
+            line = (f"  {name:<24} {r['windows_per_s']:>8.0f} windows/s "
+                    f"({r['windows_per_cpu_s']:.0f} per CPU-s)")  # fmt: skip
+            if "hook_cpu_ms" in r:
+                line += (f"; the deferred mirror takes {r['hook_cpu_ms']:.1f} ms/batch on CPU "
+                         f"tensors ({r['windows_per_s_cpu_hook']:.0f} windows/s with it on this "
+                         "CPU)")  # fmt: skip
+                if "hook_cuda_ms" in r:
+                    line += f", {r['hook_cuda_ms']:.2f} ms on {torch.cuda.get_device_name()}"
+            print(line, flush=True)
+        if "speedup_vs_reference" in w:
+            print(f"  training / reference: ×{w['speedup_vs_reference']:.2f} windows/s, "
+                  f"×{w['speedup_vs_reference_cpu_s']:.2f} per CPU-s", flush=True)  # fmt: skip
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(res, indent=1) + "\n")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.buffer_pool import BufferPool
 from datamodules.sample_rng import sample_rng
 from datamodules.sequence_cache import SequenceCache, read_cache
 from datamodules.skeleton import Skeleton, flip_pose
@@ -91,13 +92,15 @@ def gather_windows(
     frame: np.ndarray,
     frames: int,
     downsample: int = 1,
+    pool: BufferPool | None = None,
 ) -> list[np.ndarray]:
     """Windows ``(B, frames, *a.shape[1:])`` of every array ``a (N, ...)``: equal to
     ``a[window_rows(offsets, lengths, seq, frame, frames, downsample)]``, gathered faster.
 
-    Interior windows (no tap clipped) are slice copies into one preallocated array per input;
-    the others, near either end of their sequence or in sequences shorter than the window, take
-    the clipped rows of :func:`window_rows`.
+    Interior windows (no tap clipped) are slice copies into one preallocated array per input
+    (from ``pool`` when given: reused once the previous batch is released); the others, near
+    either end of their sequence or in sequences shorter than the window, take the clipped rows
+    of :func:`window_rows`.
     """
     _check_frames(frames)
     half = frames // 2 * downsample
@@ -105,7 +108,8 @@ def gather_windows(
     last = (lengths[seq] - 1) // downsample * downsample  # last frame on the grid
     inner = (frame >= half) & (frame + half <= last)
     edge = np.flatnonzero(~inner)
-    outs = [np.empty((len(seq), frames, *a.shape[1:]), a.dtype) for a in arrays]
+    specs = [((len(seq), frames, *a.shape[1:]), a.dtype) for a in arrays]
+    outs = (pool or BufferPool(0)).take(specs)
     if len(edge):
         rows = window_rows(offsets, lengths, seq[edge], frame[edge], frames, downsample)
         for out, a in zip(outs, arrays, strict=True):
@@ -229,6 +233,7 @@ class PoseWindowDataset(Dataset):
         self.frames, self.skeleton = frames, skeleton
         self.downsample, self.flip_prob, self.flip_double = downsample, flip_prob, flip_double
         self._cache = cache
+        self._pool = BufferPool(2)  # batch arrays, reused once the loader's consumer drops them
         self.rank = 0  # global DDP rank, set by the DataModule's loader (flip streams differ)
         window_rows(
             np.zeros(1, np.int64),
@@ -247,6 +252,7 @@ class PoseWindowDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cache"] = None
+        state["_pool"] = BufferPool(self._pool.size)  # no arrays in the pickle
         return state
 
     def __len__(self) -> int:
@@ -263,7 +269,7 @@ class PoseWindowDataset(Dataset):
         seq, frame = self.seq[window], self.frame[window]
         where = (cache.offsets, cache.lengths, seq, frame, self.frames, self.downsample)
         if self.gather == "slices":
-            x2d, x3d = gather_windows((cache.pos2d, cache.pos3d), *where)  # (B, T, J, 2|3)
+            x2d, x3d = gather_windows((cache.pos2d, cache.pos3d), *where, self._pool)
         else:
             rows = window_rows(*where)
             x2d, x3d = np.asarray(cache.pos2d[rows]), np.asarray(cache.pos3d[rows])

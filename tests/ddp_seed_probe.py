@@ -64,6 +64,11 @@ class Probe(pl.LightningModule):
         self.h36m.setup("fit")
         return {"coco": self.coco.train_dataloader(), "h36m": self.h36m.train_dataloader()}
 
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        # the loaders are this module's, not a DataModule's: apply the H36M module's hook here
+        batch["h36m"] = self.h36m.on_after_batch_transfer(batch["h36m"], dataloader_idx)
+        return batch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         crops = [
             hashlib.sha1(im.numpy().tobytes()).hexdigest()[:10] for im in batch["coco"]["image"]

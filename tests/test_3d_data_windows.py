@@ -1,10 +1,12 @@
 import pickle
+import weakref
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from datamodules.buffer_pool import BufferPool
 from datamodules.sequence_cache import Sequence, read_cache, write_cache
 from datamodules.skeleton import H36M, flip_pose
 from datamodules.windows import (
@@ -221,3 +223,35 @@ def test_masked_and_indexed_mirrors_agree():
     assert torch.equal(masked[~flip], x[~flip])
     none = torch.zeros(6, dtype=torch.bool)
     assert torch.equal(mirror_flagged(x.clone(), none, H36M, masked=False), x)
+
+
+def test_buffer_pool_reuses_only_arrays_nothing_holds():
+    pool = BufferPool(2)
+    spec = [((3, 4), np.dtype(np.float32)), ((3, 5), np.dtype(np.float32))]
+    a = pool.take(spec)
+    first = [weakref.ref(x) for x in a]
+    held = torch.from_numpy(a[1])[1:]  # a view of a tensor of the second array
+    del a
+    b = pool.take(spec)
+    assert b[0] is not first[0]()  # the first set is still held: a second one
+    second = weakref.ref(b[0])
+    del b
+    assert pool.take(spec)[0] is second()  # the second set is free again: reused
+    del held
+    c = pool.take(spec)
+    assert c[0] is first[0]() and c[1] is first[1]()  # released: reused
+    assert pool.take([((2, 4), np.dtype(np.float32))])[0].shape == (2, 4)  # another shape: new
+    assert BufferPool(0).take(spec)[0] is not BufferPool(0).take(spec)[0]
+
+
+def test_a_batch_still_held_is_never_overwritten(tmp_path):
+    folder, _ = _tiny_cache(tmp_path, lengths=(30, 30))
+    seq, frame = build_samples(np.array([30, 30]))
+    ds = PoseWindowDataset(folder, seq, frame, np.zeros(2, np.int64), 5, H36M)
+    first = ds.__getitems__(list(range(10, 20)))
+    copy = {k: v.clone() for k, v in first.items()}
+    for start in (30, 40, 20):  # more batches than the pool keeps
+        ds.__getitems__(list(range(start, start + 10)))
+    for k in first:
+        assert torch.equal(first[k], copy[k]), k
+    assert len(pickle.dumps(ds)) < 5000  # the pool's arrays are not pickled

@@ -8,6 +8,7 @@ initialisation with zero positional embeddings) and checks our training path aga
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -108,6 +109,51 @@ def test_training_epoch_holds_every_window_as_is_and_mirrored_like_the_official_
     for key, (w2d, w3d) in expected.items():
         np.testing.assert_array_equal(got[key][0], w2d.astype(np.float32))
         np.testing.assert_array_equal(got[key][1], w3d.astype(np.float32))
+
+
+class _Recorder(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.batches: list[dict] = []
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.batches.append({k: v.clone() for k, v in batch.items()})
+        return (self.w * 0).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_fit_mirrors_the_flagged_windows_on_the_device_before_the_training_step(
+    small_h36m: Path, tmp_path: Path
+) -> None:
+    """The loader leaves the mirror to the DataModule's on_after_batch_transfer: what the
+    training step receives equals the windows mirrored in the loader (flip_at="loader")."""
+    dm = H36MDataModule(root=str(small_h36m), keypoints="synthetic_det", frames=5,
+                        batch_size=16, num_workers=0, train_subjects=("S1",),
+                        test_subjects=("S9",))  # fmt: skip
+    rec = _Recorder()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=4, logger=False,
+                         limit_val_batches=0, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(rec, datamodule=dm)
+    assert len(rec.batches) == 4
+    reference = copy.copy(dm.train_set)
+    reference.flip_at = "loader"
+    n = len(dm.train_set)
+    for batch in rec.batches:
+        assert "flip_pending" not in batch
+        assert torch.equal(batch["flip"], batch["index"] >= n // 2)
+        expected = reference.__getitems__(batch["index"].numpy())
+        assert expected.keys() == batch.keys()
+        for k in expected:
+            assert torch.equal(batch[k], expected[k]), k
+    assert 0 < sum(int(b["flip"].sum()) for b in rec.batches) < 4 * 16
+    module = _poseformer_module(5)  # a loader handed to fit() without its DataModule
+    with pytest.raises(RuntimeError, match="flip_pending"):
+        module.training_step(dm.train_set.__getitems__([0, n - 1]), 0)
 
 
 def test_random_and_no_flip_modes_keep_one_copy_per_window(small_h36m: Path) -> None:

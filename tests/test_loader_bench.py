@@ -6,12 +6,20 @@ import json
 
 import pytest
 
-from datamodules.loader_bench import coco_loader_rate, main, window_loader_rate
+from datamodules.loader_bench import WINDOW_ROWS, coco_loader_rate, main, window_loader_rate
 
 
 def test_window_loader_rate_counts_full_batches() -> None:
     r = window_loader_rate(frames=27, batch=64, batches=3, total_frames=20_000, seq_len=500)
     assert r["cache_frames"] == 20_000 and r["windows_per_s"] > 0 and r["windows_per_cpu_s"] > 0
+    assert set(r["rows"]) == set(WINDOW_ROWS)  # reference and training side by side
+    train = r["rows"]["training"]
+    assert (train["gather"], train["flip_at"]) == ("slices", "transfer")
+    assert r["windows_per_s"] == train["windows_per_s"] and train["hook_cpu_ms"] > 0
+    assert (
+        r["speedup_vs_reference"]
+        == train["windows_per_s"] / r["rows"]["reference"]["windows_per_s"]
+    )
 
 
 def test_coco_loader_rate_projection() -> None:
