@@ -163,6 +163,8 @@ class PoseSequenceWriter(_GatheringWriter):
 
     def write(self, trainer: pl.Trainer, rows: dict[str, np.ndarray], out: Path) -> None:
         dataset = predict_dataset(trainer)
+        # the root joint as evaluation scored it (LiftingModule.eval_root)
+        zeroed = bool(getattr(getattr(trainer, "lightning_module", None), "zeroes_root", True))
         records = dataset.cache.sequences
         skeleton = dataset.skeleton
         arrays: dict[str, np.ndarray] = {}
@@ -177,7 +179,9 @@ class PoseSequenceWriter(_GatheringWriter):
                 arrays[f"target/{key}"] = rows["target_3d"][sel].astype(np.float32)
             meta.append({**records[int(s)], "key": key, "predicted_frames": int(len(sel))})
         arrays["meta"] = np.array(json.dumps({
-            "units": "metres, camera space, root-relative (root joint zeroed)",
+            "units": "metres, camera space, root-relative (root joint "
+            + ("zeroed)" if zeroed else "as predicted; trained to 0)"),
+            "zero_root": zeroed,
             "skeleton": skeleton.name,
             "joint_names": list(skeleton.joint_names),
             "root": int(skeleton.root),

@@ -12,6 +12,7 @@ the 31 thresholds 0, 5, ..., 150 mm.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -148,6 +149,23 @@ def auc(
     e = _select_joints(err, joints).reshape(-1)
     th = torch.as_tensor(list(thresholds), dtype=e.dtype, device=e.device)
     return (e[None, :] < th[:, None]).to(torch.float64).mean() * 100.0
+
+
+# How evaluation treats the predicted root joint (the targets' root is always 0): "predicted"
+# scores it as the network output it (VideoPose3D/PoseFormer `evaluate` zero only the target
+# root), "zero" sets it to 0 first (MHFormer/MotionBERT-style, and the root-relative 3DHP PCK);
+# "auto" = the dataset's usual protocol: Human3.6M "predicted", MPI-INF-3DHP "zero".
+EvalRoot = Literal["auto", "predicted", "zero"]
+EVAL_ROOTS: tuple[str, ...] = get_args(EvalRoot)
+
+
+def zeroes_predicted_root(eval_root: str, skeleton_name: str) -> bool:
+    """Whether evaluation under ``eval_root`` (:data:`EvalRoot`) zeroes the predicted root."""
+    if eval_root not in EVAL_ROOTS:
+        raise ValueError(f"eval_root must be one of {EVAL_ROOTS}, got {eval_root!r}")
+    if eval_root == "auto":
+        return skeleton_name == MPI_INF_3DHP.name
+    return eval_root == "zero"
 
 
 def zero_root(x: Tensor, root: int) -> Tensor:

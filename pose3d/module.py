@@ -23,7 +23,15 @@ from pose3d.blocks import Position
 from pose3d.init import ModuleInit
 from pose3d.lifter import Head, PoseLifter
 from pose3d.loss import LiftingLoss
-from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics, zero_root
+from pose3d.metrics import (
+    EVAL_ROOTS,
+    EvalRoot,
+    H36MMetrics,
+    MPI3DHPMetrics,
+    flatten_metrics,
+    zero_root,
+    zeroes_predicted_root,
+)
 from pose3d.tam import TamMode
 
 OptimizerName = Literal["adam", "adamw"]
@@ -95,6 +103,9 @@ class LiftingModule(pl.LightningModule):
         lr_decay: learning-rate factor applied every lr_decay_every epochs.
         lr_decay_every: epochs between learning-rate decays.
         flip_test: at val/test, average with the prediction on the mirrored input.
+        eval_root: the predicted root joint at val/test/predict: predicted (scored as output,
+            the official PoseFormer/VideoPose3D evaluation), zero (set to 0 first) or auto
+            (Human3.6M predicted, MPI-INF-3DHP zero); see pose3d.metrics.EvalRoot.
     """
 
     def __init__(
@@ -135,10 +146,13 @@ class LiftingModule(pl.LightningModule):
         lr_decay: float = 0.95,
         lr_decay_every: int = 2,
         flip_test: bool = True,
+        eval_root: EvalRoot = "auto",
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if eval_root not in EVAL_ROOTS:
+            raise ValueError(f"eval_root must be one of {EVAL_ROOTS}, got {eval_root!r}")
         self.save_hyperparameters()
         hp = self.hparams
         self.model = PoseLifter(
@@ -171,7 +185,12 @@ class LiftingModule(pl.LightningModule):
         groups = list(getattr(dm, "group_names", H36M_ACTIONS))
         skel = self.skeleton
         cls = MPI3DHPMetrics if skel.name == MPI_INF_3DHP.name else H36MMetrics
-        self.metrics = cls(groups, root=skel.root)
+        self.metrics = cls(groups, root=skel.root, zero_root=self.zeroes_root)
+
+    @property
+    def zeroes_root(self) -> bool:
+        """Whether val/test/predict set the predicted root joint to 0 (``eval_root``)."""
+        return zeroes_predicted_root(self.hparams.get("eval_root", "auto"), self.skeleton.name)
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -245,11 +264,12 @@ class LiftingModule(pl.LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        """Centre-frame 3D pose per window: ``pose_3d (B, J, 3)`` metres, root-relative (root
-        zeroed), with the batch's ``target_3d`` centre frame and ``seq``/``frame``/``index``."""
-        pred = self.model.center_frame(self.predict_window(batch["input_2d"]))
+        """Centre-frame 3D pose per window: ``pose_3d (B, J, 3)`` metres, root-relative, its root
+        joint as evaluation scores it (``eval_root``), with the batch's ``target_3d`` centre frame
+        and ``seq``/``frame``/``index``."""
+        pred = self.model.center_frame(self.predict_window(batch["input_2d"])).float()
         t = batch["target_3d"].shape[1] // 2
-        out = {"pose_3d": zero_root(pred.float(), self.skeleton.root),
+        out = {"pose_3d": zero_root(pred, self.skeleton.root) if self.zeroes_root else pred,
                "target_3d": batch["target_3d"][:, t].float()}  # fmt: skip
         out.update({k: batch[k] for k in ("seq", "frame", "index")})
         return out

@@ -58,7 +58,9 @@ def metrics_from_predictions(path: str | Path) -> dict[str, float]:
         frame = [f[f"frames/{r['key']}"] for r in seqs]
     is_3dhp = meta["skeleton"] == MPI_INF_3DHP.name
     groups = sorted({r["group"] for r in seqs}) if is_3dhp else list(H36M_ACTIONS)
-    metric = (MPI3DHPMetrics if is_3dhp else H36MMetrics)(groups, root=int(meta["root"]))
+    metric = (MPI3DHPMetrics if is_3dhp else H36MMetrics)(
+        groups, root=int(meta["root"]), zero_root=bool(meta.get("zero_root", True))
+    )
     sizes = [len(p) for p in pred]
     metric.update(
         torch.from_numpy(np.concatenate(pred)),

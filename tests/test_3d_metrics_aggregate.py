@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from datamodules.skeleton import H36M_ACTIONS, MPI_INF_3DHP, MPI_PCK_JOINTS
-from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics
+from datamodules.skeleton import H36M, H36M_ACTIONS, MPI_INF_3DHP, MPI_PCK_JOINTS
+from pose3d.metrics import H36MMetrics, MPI3DHPMetrics, flatten_metrics, zeroes_predicted_root
 
 
 def _target(n: int, seed: int = 0) -> torch.Tensor:
@@ -40,6 +40,21 @@ def test_root_is_zeroed_and_counted() -> None:
     # root error removed by zeroing, still counted in the mean over 17 joints
     assert out["mpjpe"].item() == pytest.approx(5.0 * 16 / 17, rel=1e-5)
     assert out["p_mpjpe"].item() < out["mpjpe"].item()
+
+
+def test_eval_root_readings() -> None:
+    assert not zeroes_predicted_root("auto", H36M.name)  # PoseFormer/VideoPose3D evaluate
+    assert zeroes_predicted_root("auto", MPI_INF_3DHP.name)  # root-relative PCK
+    assert zeroes_predicted_root("zero", H36M.name) and not zeroes_predicted_root(
+        "predicted", MPI_INF_3DHP.name
+    )
+    with pytest.raises(ValueError, match="eval_root must be one of"):
+        zeroes_predicted_root("subtract", H36M.name)
+    target = _target(2)
+    pred = target + _offset(5.0)  # every joint 5 mm off, root too
+    m = H36MMetrics(list(H36M_ACTIONS), zero_root=False)
+    m.update(pred, target, *_ids(2, [0, 0], [0, 0], [0, 1]))
+    assert m.compute()["mpjpe"].item() == pytest.approx(5.0, rel=1e-5)  # the root's 5 mm count
 
 
 def test_actionwise_vs_framewise_on_unbalanced_actions() -> None:

@@ -78,9 +78,10 @@ def test_fit_validate_logs_contract_metrics(tmp_path) -> None:
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.95)
 
 
-def test_validation_mpjpe_matches_hand_computation(tmp_path, caplog) -> None:
+@pytest.mark.parametrize("eval_root", ["auto", "predicted", "zero"])
+def test_validation_mpjpe_matches_hand_computation(tmp_path, caplog, eval_root) -> None:
     pl.seed_everything(0)
-    module = LiftingModule(frames=5, flip_test=False, **TINY)
+    module = LiftingModule(frames=5, flip_test=False, eval_root=eval_root, **TINY)
     dm = FakeDataModule()
     with caplog.at_level("INFO"):
         out = _trainer(tmp_path).validate(module, datamodule=dm, verbose=False)[0]
@@ -89,7 +90,14 @@ def test_validation_mpjpe_matches_hand_computation(tmp_path, caplog) -> None:
     ds = _Windows(5)
     with torch.no_grad():
         pred = module.model.eval()(ds.x)[:, 2]
-    pred[:, H36M.root] = 0.0  # the root is set to 0 for scoring (as PoseFormer), not subtracted
+    # Human3.6M's default ("auto" = "predicted") scores the root as predicted, as the official
+    # PoseFormer/VideoPose3D evaluation (only the target root is 0); "zero" sets it to 0 first
+    # (not subtracted): the root then adds nothing to the 17-joint mean.
+    assert module.zeroes_root == (eval_root == "zero")
+    root_err = pred[:, H36M.root].norm(dim=-1).mean() * 1000
+    assert root_err > 1.0  # an untrained root: the two readings differ measurably
+    if eval_root == "zero":
+        pred[:, H36M.root] = 0.0
     err = (pred - ds.y[:, 2]).norm(dim=-1).mean(-1) * 1000  # (24,) mm
     groups = torch.arange(24) % 3
     actionwise = torch.stack([err[groups == g].mean() for g in range(3)]).mean()
