@@ -252,6 +252,15 @@ def quiet_lightning_tips() -> None:
         log.addFilter(_DropMessage("Seed set to"))
 
 
+def command_line_model_keys(argv: Sequence[str]) -> list[str]:
+    """The ``--model.<key>`` names given in ``argv`` (``--model.k=v`` or ``--model.k v``)."""
+    keys = []
+    for tok in argv:
+        if tok.startswith("--model.") and len(tok) > len("--model."):
+            keys.append(tok[len("--model.") :].split("=", 1)[0])
+    return keys
+
+
 class PoseCLI(LightningCLI):
     def __init__(
         self,
@@ -411,15 +420,36 @@ class PoseCLI(LightningCLI):
             if lock is not None:
                 lock.release()
 
+    def parse_arguments(self, parser, args) -> None:  # noqa: D102
+        # kept for _parse_ckpt_path: which --model.* flags the user typed
+        self._argv = (
+            list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        )
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         """A ``--ckpt_path`` file (eval or resume) of the wrong kind is one line, before
         Lightning reads its hyper-parameters and before any logger or folder exists; Lightning's
-        names (``last``, ``best``...) resolve later."""
+        names (``last``, ``best``...) resolve later.
+
+        Lightning then merges the checkpoint's hyper-parameters over the whole ``model`` config,
+        command line included, so ``test --ckpt_path=X --model.flip_test=false`` would silently
+        test with the checkpoint's ``flip_test`` (Lightning PR #21455, open). Here a
+        ``--model.<key>`` flag on the command line wins over the checkpoint; values from config
+        files still give way to it (the checkpoint knows the architecture it was trained with).
+        """
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path and self._checkpoint_kinds and str(path) not in LIGHTNING_CKPT_NAMES:
             require_checkpoint(path, self._checkpoint_kinds, "--ckpt_path")
+        before = self.config.clone() if subcommand else None
         super()._parse_ckpt_path()
+        if before is None:
+            return
+        for key in command_line_model_keys(getattr(self, "_argv", [])):
+            dotted = f"{subcommand}.model.{key}"
+            if dotted in before:
+                self.config[dotted] = before[dotted]
 
     def after_validate(self) -> None:  # noqa: D102 - LightningCLI calls after_<subcommand>
         self._refuse_partial("val")

@@ -69,3 +69,12 @@ def test_cli_fit_then_test_on_synthetic(tmp_path) -> None:
                              "metrics.json")], cwd=REPO, env=env, check=True,
                             capture_output=True, text=True).stdout  # fmt: skip
     assert "| P1 |" in report
+    # a --model flag on the command line wins over the checkpoint's hyper-parameters (Lightning
+    # alone would merge the checkpoint's flip_test / eval_root over it, silently)
+    other = tmp_path / "test_flags"
+    subprocess.run([*test, "--model.flip_test=false", "--model.eval_root=zero",
+                    f"--run.dir={other}"], cwd=REPO, env=env, check=True, timeout=500)  # fmt: skip
+    used = (other / "config.yaml").read_text()
+    assert "flip_test: false" in used and "eval_root: zero" in used
+    flagged = json.loads((other / "metrics.json").read_text())["test"]
+    assert flagged["test/mpjpe"] != pytest.approx(metrics["test/mpjpe"], abs=1e-3)

@@ -392,3 +392,11 @@ def test_wandb_mode_defaults_to_offline_without_login(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert cli.default_wandb_mode() == "online"
+
+
+def test_command_line_model_keys() -> None:
+    from callbacks.cli import command_line_model_keys
+
+    argv = ["test", "--config", "c.yaml", "--model.flip_test=false", "--model.eval_root", "zero",
+            "--data.init_args.frames=9", "--ckpt_path=x.ckpt", "--model."]  # fmt: skip
+    assert command_line_model_keys(argv) == ["flip_test", "eval_root"]
