@@ -9,7 +9,8 @@ differ from the config; AdamW with weight decay 0.1, the centre head, drop path 
 every window as is and mirrored per epoch and flip test-time augmentation are the config's.
 
 Thresholds: this test with the official behaviour (flip_mode=double, the commit that introduced
-it) scored P1 = 77.6 mm (seed 42, one thread, deterministic); it must stay within 15 % of that
+it) scored P1 = 78.3 mm (seed 42, one thread, deterministic; 77.6 mm with the predicted root
+zeroed, eval_root=zero, the module's only reading before); it must stay within 15 % of that
 and beat the training-mean-pose baseline (179.3 mm on this set) by a factor of two. A run with
 300 steps at lr 1e-3 (100.6 mm) would fail both.
 """
@@ -26,7 +27,7 @@ from pose3d.__main__ import main
 from pose3d.mean_pose import mean_pose_baseline
 
 STEPS = 400
-CALIBRATED_P1 = 77.6  # mm, measured once with the official behaviour (see docstring)
+CALIBRATED_P1 = 78.3  # mm, measured once with the official behaviour (see docstring)
 
 
 @pytest.mark.slow
