@@ -84,6 +84,8 @@ class RunOptions:
         restart: ``fit`` into a folder that holds a finished run: move that run to
             ``<dir>.old<N>/`` and start afresh (without it such a rerun stops; see
             ``callbacks/run_folder.py``).
+        progress_every: steps between progress-bar refreshes; each refresh reads the
+            ``prog_bar`` metrics off the device (a host sync), so 1 syncs every step.
     """
 
     def __init__(
@@ -94,13 +96,17 @@ class RunOptions:
         entity: str | None = None,
         tags: list[str] | None = None,
         restart: bool = False,
+        progress_every: int = 10,
     ) -> None:
+        if progress_every < 1:
+            raise ValueError(f"progress_every must be >= 1, got {progress_every}")
         self.name = name
         self.dir = dir
         self.project = project
         self.entity = entity
         self.tags = list(tags or [])
         self.restart = restart
+        self.progress_every = progress_every
 
 
 def default_run_name(config_files: Sequence[str | os.PathLike] = ()) -> str:
@@ -209,19 +215,19 @@ class RunConfigSaver(SaveConfigCallback):
             logger.log_hyperparams({"config": json.loads(dumped)})
 
 
-def display_callbacks(trainer_config: dict) -> list[Callback]:
+def display_callbacks(trainer_config: dict, progress_every: int = 10) -> list[Callback]:
     """The progress bar and model summary every run shows: TQDM's bar (it/s, ETA; plain lines in
-    log files) and the plain-text ``ModelSummary``, unless switched off
-    (``--trainer.enable_progress_bar=false`` / ``enable_model_summary=false``) or given as
-    ``--trainer.callbacks``. Lightning would pick the Rich versions whenever ``rich`` is
-    installed."""
+    log files), refreshed every ``progress_every`` steps, and the plain-text ``ModelSummary``,
+    unless switched off (``--trainer.enable_progress_bar=false`` / ``enable_model_summary=false``)
+    or given as ``--trainer.callbacks``. Lightning would pick the Rich versions whenever ``rich``
+    is installed, refreshed every step."""
     given = trainer_config.get("callbacks") or []
     given = given if isinstance(given, list) else [given]
     out: list[Callback] = []
     if trainer_config.get("enable_progress_bar") is not False and not any(
         isinstance(cb, ProgressBar) for cb in given
     ):
-        out.append(TQDMProgressBar())
+        out.append(TQDMProgressBar(refresh_rate=progress_every))
     if trainer_config.get("enable_model_summary") is not False and not any(
         isinstance(cb, ModelSummary) for cb in given
     ):
@@ -371,7 +377,7 @@ class PoseCLI(LightningCLI):
         ]
         if has_logger and self.subcommand == "fit":
             callbacks.append(LearningRateMonitor(logging_interval="step"))
-        shown = display_callbacks(config)
+        shown = display_callbacks(config, opts.progress_every)
         if any(isinstance(cb, ModelSummary) for cb in shown):
             config["enable_model_summary"] = False  # ours replaces Lightning's (Rich) default
         callbacks += shown

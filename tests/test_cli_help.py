@@ -134,6 +134,30 @@ def test_tqdm_bar_and_plain_summary_unless_switched_off_or_given() -> None:
     assert [type(cb) for cb in given] == [ModelSummary]
 
 
+def test_progress_bar_reads_the_metrics_every_progress_every_steps(monkeypatch, tmp_path) -> None:
+    import pytorch_lightning as pl
+    from callbacks_toy import ToyData, ToyModule
+
+    reads = []
+    real = TQDMProgressBar.get_metrics
+    monkeypatch.setattr(
+        TQDMProgressBar, "get_metrics", lambda self, *a: reads.append(1) or real(self, *a)
+    )
+
+    def fit(every: int) -> int:
+        reads.clear()
+        trainer = pl.Trainer(accelerator="cpu", max_steps=60, logger=False, limit_val_batches=0,
+                             enable_checkpointing=False, enable_model_summary=False,
+                             callbacks=display_callbacks({}, every)[:1],
+                             default_root_dir=tmp_path)  # fmt: skip
+        trainer.fit(ToyModule(), ToyData())
+        return len(reads)
+
+    assert display_callbacks({}, 7)[0].refresh_rate == 7
+    every_step, every_10 = fit(1), fit(10)
+    assert every_step >= 60 and every_10 <= every_step // 4  # each read is a host sync on GPU
+
+
 def test_lightning_cloud_logger_tip_is_dropped(caplog) -> None:
     quiet_lightning_tips()
     log = logging.getLogger("pytorch_lightning.utilities.rank_zero")
