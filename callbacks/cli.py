@@ -65,7 +65,7 @@ from callbacks.run_folder import (
 )
 from callbacks.run_info import RunInfo
 from callbacks.throughput import Throughput
-from callbacks.user_error import UserError
+from callbacks.user_error import BadInputError, UserError
 from callbacks.wandb_logger import PoseWandbLogger
 
 # --ckpt_path values Lightning resolves itself (not files).
@@ -99,7 +99,7 @@ class RunOptions:
         progress_every: int = 10,
     ) -> None:
         if progress_every < 1:
-            raise ValueError(f"progress_every must be >= 1, got {progress_every}")
+            raise BadInputError(f"--run.progress_every must be >= 1, got {progress_every}")
         self.name = name
         self.dir = dir
         self.project = project

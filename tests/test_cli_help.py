@@ -174,3 +174,11 @@ def test_cam_preset_choices_are_the_hrnet_presets() -> None:
     from pose2d.hrnet import CAM_PRESETS, CamPreset
 
     assert get_args(CamPreset) == tuple(CAM_PRESETS)
+
+
+def test_progress_every_below_one_is_a_user_error() -> None:
+    from callbacks.cli import RunOptions
+    from callbacks.user_error import UserError
+
+    with pytest.raises(UserError, match="--run.progress_every must be >= 1, got 0"):
+        RunOptions(progress_every=0)
