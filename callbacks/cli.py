@@ -49,6 +49,7 @@ from pytorch_lightning.plugins.io import CheckpointIO
 
 from callbacks.checkpoint_check import CheckpointKind, require_checkpoint
 from callbacks.checkpoint_io import AtomicCheckpointIO, remove_stale_temps
+from callbacks.cli_args import keys_given
 from callbacks.group_table import GroupTable
 from callbacks.media import MediaLogger
 from callbacks.metrics_file import MetricsFile
@@ -258,15 +259,6 @@ def quiet_lightning_tips() -> None:
         log.addFilter(_DropMessage("Seed set to"))
 
 
-def command_line_model_keys(argv: Sequence[str]) -> list[str]:
-    """The ``--model.<key>`` names given in ``argv`` (``--model.k=v`` or ``--model.k v``)."""
-    keys = []
-    for tok in argv:
-        if tok.startswith("--model.") and len(tok) > len("--model."):
-            keys.append(tok[len("--model.") :].split("=", 1)[0])
-    return keys
-
-
 class PoseCLI(LightningCLI):
     def __init__(
         self,
@@ -428,9 +420,7 @@ class PoseCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:  # noqa: D102
         # kept for _parse_ckpt_path: which --model.* flags the user typed
-        self._argv = (
-            list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
-        )
+        self._argv = sys.argv[1:] if args is None else list(args) if isinstance(args, list) else []
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
@@ -452,7 +442,7 @@ class PoseCLI(LightningCLI):
         super()._parse_ckpt_path()
         if before is None:
             return
-        for key in command_line_model_keys(getattr(self, "_argv", [])):
+        for key in keys_given(getattr(self, "_argv", []), "--model."):
             dotted = f"{subcommand}.model.{key}"
             if dotted in before:
                 self.config[dotted] = before[dotted]

@@ -36,6 +36,11 @@ def drop_flag(args: list[str], flag: str) -> list[str]:
     return out
 
 
+def keys_given(args: list[str], prefix: str) -> list[str]:
+    """The names after ``prefix`` of the flags in ``args`` (``--model.`` → ``["lr", ...]``)."""
+    return [a[len(prefix) :].split("=", 1)[0] for a in args if a.startswith(prefix) and a != prefix]
+
+
 def subcommand(args: list[str]) -> str | None:
     """The first positional argument (``fit``, ``validate``, ``test``, ``predict``)."""
     return next((a for a in args if not a.startswith("-")), None)

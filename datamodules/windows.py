@@ -235,13 +235,7 @@ class PoseWindowDataset(Dataset):
         self._cache = cache
         self._pool = BufferPool(2)  # batch arrays, reused once the loader's consumer drops them
         self.rank = 0  # global DDP rank, set by the DataModule's loader (flip streams differ)
-        window_rows(
-            np.zeros(1, np.int64),
-            np.ones(1, np.int64),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.int64),
-            frames,
-        )  # validates `frames` early
+        _check_frames(frames)  # early, not at the first batch
 
     @property
     def cache(self) -> SequenceCache:

@@ -395,8 +395,8 @@ def test_wandb_mode_defaults_to_offline_without_login(monkeypatch, tmp_path):
 
 
 def test_command_line_model_keys() -> None:
-    from callbacks.cli import command_line_model_keys
+    from callbacks.cli_args import keys_given
 
     argv = ["test", "--config", "c.yaml", "--model.flip_test=false", "--model.eval_root", "zero",
             "--data.init_args.frames=9", "--ckpt_path=x.ckpt", "--model."]  # fmt: skip
-    assert command_line_model_keys(argv) == ["flip_test", "eval_root"]
+    assert keys_given(argv, "--model.") == ["flip_test", "eval_root"]
